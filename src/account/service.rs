@@ -1,0 +1,141 @@
+//! Account rules: field validation, registration, login with throttling.
+
+use deadpool_postgres::Pool;
+use redis::AsyncCommands;
+
+use super::store::{self, InsertUserError, UserRow};
+use crate::auth::password;
+use crate::auth::session::NewSession;
+use crate::config::AuthSettings;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::state::AppState;
+use crate::validate::{self, Validator};
+
+/// Longest accepted password; argon2 cost grows with input, so cap it.
+pub const PASSWORD_MAX_CHARS: usize = 128;
+/// Shortest accepted password.
+pub const PASSWORD_MIN_CHARS: usize = 8;
+
+/// Checks the registration fields, reporting every problem at once.
+pub fn validate_registration(username: &str, email: &str, password: &str) -> ApiResult<()> {
+    let mut v = Validator::new();
+    v.length("username", username, 3, 32);
+    if !username.is_empty() {
+        v.check("username", validate::is_username(username), "invalid_format");
+    }
+    v.length("email", email, 3, 254);
+    if !email.is_empty() {
+        v.check("email", validate::is_email(email), "invalid_format");
+    }
+    validate_password(&mut v, "password", password);
+    v.finish()
+}
+
+/// Password rules: length bounds and not only one kind of character.
+pub fn validate_password(v: &mut Validator, field: &str, password: &str) {
+    v.length(field, password, PASSWORD_MIN_CHARS, PASSWORD_MAX_CHARS);
+    let has_letter = password.chars().any(char::is_alphabetic);
+    let has_other = password.chars().any(|c| !c.is_alphabetic());
+    if password.chars().count() >= PASSWORD_MIN_CHARS {
+        v.check(field, has_letter && has_other, "too_weak");
+    }
+}
+
+/// Registers a member account (status `unverified`).
+pub async fn register(state: &AppState, username: &str, email: &str, password: String) -> ApiResult<UserRow> {
+    validate_registration(username, email, &password)?;
+    let hash = password::hash(&state.settings.auth, password).await?;
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    let user = store::insert_user(&tx, username, email, &hash, "unverified").await.map_err(insert_error)?;
+    store::grant_role(&tx, user.id, "member").await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+fn insert_error(err: InsertUserError) -> ApiError {
+    match err {
+        InsertUserError::UsernameTaken => ErrorCode::UsernameTaken.into(),
+        InsertUserError::EmailTaken => ErrorCode::EmailTaken.into(),
+        InsertUserError::Db(e) => e.into(),
+    }
+}
+
+/// Creates an active administrator, or grants `admin` to an existing
+/// account of that username. Used by the `create-admin` subcommand.
+pub async fn create_admin(
+    pool: &Pool,
+    settings: &AuthSettings,
+    username: &str,
+    email: &str,
+    password: &str,
+) -> ApiResult<i64> {
+    validate_registration(username, email, password)?;
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let id = match store::find_id_by_username(&tx, username).await? {
+        Some(id) => id,
+        None => {
+            let hash = password::hash(settings, password.to_owned()).await?;
+            store::insert_user(&tx, username, email, &hash, "active").await.map_err(insert_error)?.id
+        }
+    };
+    store::grant_role(&tx, id, "admin").await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Where a login attempt comes from.
+pub struct LoginAttempt<'a> {
+    pub login: &'a str,
+    pub password: String,
+    pub ip: String,
+    pub user_agent: &'a str,
+}
+
+/// Checks credentials and opens a session. Failures are counted per
+/// account and per IP in Redis; past the limit both get 429 until the
+/// window passes. Unknown accounts cost the same time as known ones.
+pub async fn login(state: &AppState, attempt: LoginAttempt<'_>) -> ApiResult<(NewSession, i64)> {
+    let auth = &state.settings.auth;
+    let ip_key = state.kv.key(format_args!("login_fail:ip:{}", attempt.ip));
+    let account_key = state.kv.key(format_args!("login_fail:account:{}", attempt.login.to_lowercase()));
+    let mut conn = state.kv.conn();
+    let (ip_failures, account_failures): (Option<u32>, Option<u32>) =
+        redis::pipe().get(&ip_key).get(&account_key).query_async(&mut conn).await?;
+    if ip_failures.unwrap_or(0) >= auth.login_max_failures
+        || account_failures.unwrap_or(0) >= auth.login_max_failures
+    {
+        return Err(ApiError::new(ErrorCode::RateLimited)
+            .with_message("too many failed logins; try again later")
+            .retry_after(auth.login_failure_window_secs));
+    }
+    let credentials = {
+        let client = state.db.get().await?;
+        store::find_credentials(&client, attempt.login).await?
+    };
+    let verified = match &credentials {
+        Some(c) => password::verify(attempt.password, c.password_hash.clone()).await?,
+        None => {
+            password::dummy_verify(auth, attempt.password).await?;
+            false
+        }
+    };
+    let Some(credentials) = credentials.filter(|_| verified) else {
+        let window = i64::try_from(auth.login_failure_window_secs).unwrap_or(i64::MAX);
+        redis::pipe()
+            .incr(&ip_key, 1)
+            .expire(&ip_key, window)
+            .incr(&account_key, 1)
+            .expire(&account_key, window)
+            .query_async::<()>(&mut conn)
+            .await?;
+        return Err(ErrorCode::InvalidCredentials.into());
+    };
+    if credentials.status == "frozen" {
+        return Err(ErrorCode::AccountFrozen.into());
+    }
+    let _: () = conn.del(&account_key).await?;
+    let session = state.sessions.create(credentials.id, &attempt.ip, attempt.user_agent).await?;
+    Ok((session, credentials.id))
+}

@@ -1,0 +1,178 @@
+//! SQL of the account domain. Every function takes a generic client so it
+//! runs on a pooled connection or inside a transaction.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Row;
+
+/// A user row as the API shows it (never the password hash).
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub status: String,
+    pub email_verified_at: Option<DateTime<Utc>>,
+    pub nickname: Option<String>,
+    pub avatar_url: Option<String>,
+    pub gender: String,
+    pub phone: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Columns read into [`UserRow`], shared by every query returning one.
+pub const USER_COLUMNS: &str = "id, username, email, status, email_verified_at, nickname, avatar_url, \
+                                gender, phone, created_at, updated_at";
+
+impl UserRow {
+    /// Reads a row selected with [`USER_COLUMNS`].
+    pub fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            username: row.try_get("username")?,
+            email: row.try_get("email")?,
+            status: row.try_get("status")?,
+            email_verified_at: row.try_get("email_verified_at")?,
+            nickname: row.try_get("nickname")?,
+            avatar_url: row.try_get("avatar_url")?,
+            gender: row.try_get("gender")?,
+            phone: row.try_get("phone")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
+/// Why an insert of a user was refused.
+#[derive(Debug)]
+pub enum InsertUserError {
+    UsernameTaken,
+    EmailTaken,
+    Db(tokio_postgres::Error),
+}
+
+/// Inserts a user; unique violations are reported by field.
+pub async fn insert_user(
+    client: &impl GenericClient,
+    username: &str,
+    email: &str,
+    password_hash: &str,
+    status: &str,
+) -> Result<UserRow, InsertUserError> {
+    let sql = format!(
+        "INSERT INTO users (username, email, password_hash, status) VALUES ($1, $2, $3, $4) RETURNING {USER_COLUMNS}"
+    );
+    let stmt = client.prepare_cached(&sql).await.map_err(InsertUserError::Db)?;
+    match client.query_one(&stmt, &[&username, &email, &password_hash, &status]).await {
+        Ok(row) => UserRow::from_row(&row).map_err(InsertUserError::Db),
+        Err(err) => {
+            let constraint = err
+                .as_db_error()
+                .filter(|e| *e.code() == SqlState::UNIQUE_VIOLATION)
+                .and_then(|e| e.constraint());
+            match constraint {
+                Some("users_username_key") => Err(InsertUserError::UsernameTaken),
+                Some("users_email_key") => Err(InsertUserError::EmailTaken),
+                _ => Err(InsertUserError::Db(err)),
+            }
+        }
+    }
+}
+
+/// Grants the role named `role` to a user (no-op if already held).
+pub async fn grant_role(
+    client: &impl GenericClient,
+    user_id: i64,
+    role: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO user_roles (user_id, role_id) SELECT $1, id FROM roles WHERE name = $2 ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    client.execute(&stmt, &[&user_id, &role]).await?;
+    Ok(())
+}
+
+/// What login needs: id, status and password hash, by username or email.
+pub struct Credentials {
+    pub id: i64,
+    pub status: String,
+    pub password_hash: String,
+}
+
+/// Finds login credentials by username or email (case-insensitive).
+pub async fn find_credentials(
+    client: &impl GenericClient,
+    login: &str,
+) -> Result<Option<Credentials>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT id, status, password_hash FROM users WHERE lower(username) = lower($1) OR lower(email) = lower($1) \
+             ORDER BY (lower(username) = lower($1)) DESC LIMIT 1",
+        )
+        .await?;
+    let Some(row) = client.query_opt(&stmt, &[&login]).await? else { return Ok(None) };
+    Ok(Some(Credentials {
+        id: row.try_get("id")?,
+        status: row.try_get("status")?,
+        password_hash: row.try_get("password_hash")?,
+    }))
+}
+
+/// Reads one user.
+pub async fn find_user(
+    client: &impl GenericClient,
+    user_id: i64,
+) -> Result<Option<UserRow>, tokio_postgres::Error> {
+    let stmt = client.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1")).await?;
+    client.query_opt(&stmt, &[&user_id]).await?.map(|row| UserRow::from_row(&row)).transpose()
+}
+
+/// The account behind a session: status, roles and the union of the
+/// permissions of its roles, direct or through groups.
+pub struct PrincipalRow {
+    pub username: String,
+    pub status: String,
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+}
+
+/// Loads a [`PrincipalRow`] in one round trip.
+pub async fn find_principal(
+    client: &impl GenericClient,
+    user_id: i64,
+) -> Result<Option<PrincipalRow>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "WITH held AS (
+                 SELECT role_id FROM user_roles WHERE user_id = $1
+                 UNION
+                 SELECT gr.role_id FROM group_members gm JOIN group_roles gr ON gr.group_id = gm.group_id
+                 WHERE gm.user_id = $1
+             )
+             SELECT u.username, u.status,
+                    COALESCE((SELECT array_agg(r.name ORDER BY r.name) FROM roles r JOIN held h ON h.role_id = r.id), '{}') AS roles,
+                    COALESCE((SELECT array_agg(DISTINCT rp.permission) FROM role_permissions rp JOIN held h ON h.role_id = rp.role_id), '{}') AS permissions
+             FROM users u WHERE u.id = $1",
+        )
+        .await?;
+    let Some(row) = client.query_opt(&stmt, &[&user_id]).await? else { return Ok(None) };
+    Ok(Some(PrincipalRow {
+        username: row.try_get("username")?,
+        status: row.try_get("status")?,
+        roles: row.try_get("roles")?,
+        permissions: row.try_get("permissions")?,
+    }))
+}
+
+/// Finds a user id by username (case-insensitive).
+pub async fn find_id_by_username(
+    client: &impl GenericClient,
+    username: &str,
+) -> Result<Option<i64>, tokio_postgres::Error> {
+    let stmt = client.prepare_cached("SELECT id FROM users WHERE lower(username) = lower($1)").await?;
+    client.query_opt(&stmt, &[&username]).await?.map(|row| row.try_get(0)).transpose()
+}

@@ -1,0 +1,147 @@
+//! Settings: `config/default.toml`, then `config/{RSCMS_ENV}.toml`, then
+//! environment variables `RSCMS__SECTION__KEY`. Every struct rejects unknown
+//! keys so a typo in a deployment fails loudly instead of being ignored.
+//! Settings are passed explicitly (no global), so each test builds its own.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// All settings of one rs-cms process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub auth: AuthSettings,
+    pub blacklist: BlacklistSettings,
+    pub seckill: SeckillSettings,
+    pub log: LogSettings,
+}
+
+/// HTTP listener and worker settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// 0 means one worker per CPU core.
+    pub workers: usize,
+    /// Trust the first `X-Forwarded-For` entry as the client address.
+    pub trust_forwarded_for: bool,
+    pub shutdown_timeout_secs: u64,
+}
+
+/// PostgreSQL connection settings.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub pool_size: usize,
+    pub connect_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    // The URL may carry a password: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &"<redacted>")
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+/// Redis connection settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: String,
+    /// Prefix of every key and channel, so deployments and tests can share a Redis.
+    pub key_prefix: String,
+}
+
+/// Sessions, login throttling and password hashing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub session_ttl_secs: u64,
+    pub session_cache_ttl_secs: u64,
+    pub login_max_failures: u32,
+    pub login_failure_window_secs: u64,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    pub email_token_ttl_secs: u64,
+}
+
+/// The in-memory IP/account blacklist.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlacklistSettings {
+    pub refresh_secs: u64,
+}
+
+/// The flash-sale engine.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeckillSettings {
+    pub batch_max_rows: usize,
+    pub batch_max_delay_us: u64,
+    pub writer_queue_capacity: usize,
+    pub actor_mailbox_capacity: usize,
+    pub reserve_timeout_ms: u64,
+    pub user_rate_per_sec: u32,
+    pub ip_rate_per_sec: u32,
+    pub purchase_token_secret: String,
+    pub purchase_token_ttl_secs: u64,
+    pub expiry_sweep_interval_ms: u64,
+}
+
+impl std::fmt::Debug for SeckillSettings {
+    // Keeps the token secret out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeckillSettings")
+            .field("batch_max_rows", &self.batch_max_rows)
+            .field("batch_max_delay_us", &self.batch_max_delay_us)
+            .field("writer_queue_capacity", &self.writer_queue_capacity)
+            .field("actor_mailbox_capacity", &self.actor_mailbox_capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Log format and filter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `pretty` or `json`.
+    pub format: String,
+    /// A `tracing` env-filter directive, e.g. `info,rs_cms=debug`.
+    pub filter: String,
+}
+
+impl Settings {
+    /// Loads settings for the environment named by `RSCMS_ENV` (default
+    /// `development`) from the directory `RSCMS_CONFIG_DIR` (default `config`).
+    pub fn load() -> Result<Self, config::ConfigError> {
+        let dir = std::env::var("RSCMS_CONFIG_DIR").unwrap_or_else(|_| "config".into());
+        let env = std::env::var("RSCMS_ENV").unwrap_or_else(|_| "development".into());
+        Self::load_from(Path::new(&dir), &env)
+    }
+
+    /// Loads `default.toml` and `{env}.toml` from `dir`, then the environment.
+    pub fn load_from(dir: &Path, env: &str) -> Result<Self, config::ConfigError> {
+        let file = |name: &str| -> PathBuf { dir.join(name) };
+        config::Config::builder()
+            .add_source(config::File::from(file("default.toml")).required(true))
+            .add_source(config::File::from(file(&format!("{env}.toml"))).required(false))
+            .add_source(
+                config::Environment::with_prefix("RSCMS")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()?
+            .try_deserialize()
+    }
+}

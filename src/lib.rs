@@ -1,0 +1,30 @@
+//! rs-cms: a multi-merchant mall whose heart is a flash-sale engine.
+//!
+//! # Layout
+//! - [`config`]: layered settings (files, then `RSCMS__SECTION__KEY`).
+//! - [`startup`]: builds the app from settings; `main`, the tests, the
+//!   loadtest and the benches all start this very same app.
+//! - [`routes`]: the one place that wires every area's `configure`.
+//! - [`error`]: the single error contract (`ApiError`, every code once).
+//! - [`db`], [`kv`]: Postgres pool and migrations; Redis with key prefix.
+//! - [`auth`]: sessions, password hashing, typed permission extractors.
+//! - [`account`], [`system`]: accounts; health, readiness, metrics.
+//! - [`seckill`], [`order`]: the flash-sale engine and its orders.
+//!
+//! Each domain is split into `handlers` (extract, authorise, call, respond),
+//! `service` (rules, transactions, actor calls) and `store` (SQL only).
+
+pub mod account;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod kv;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod system;
+pub mod telemetry;
+pub mod validate;

@@ -1,0 +1,91 @@
+//! Prometheus metrics: HTTP requests and latency per route and status, pool
+//! usage, and the flash-sale engine's batch sizes, commit latency and queues.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// The process's metric families, registered once and shared by reference.
+pub struct Metrics {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_latency: HistogramVec,
+    /// Connections of the Postgres pool by state (`size`, `available`, `waiting`).
+    pub db_pool: IntGaugeVec,
+    /// Rows per group-commit batch.
+    pub batch_rows: prometheus::Histogram,
+    /// Seconds one group commit took.
+    pub commit_seconds: prometheus::Histogram,
+    /// Reservations waiting for the writer.
+    pub writer_queue_depth: IntGauge,
+    /// Flash-sale requests refused, by reason.
+    pub seckill_rejected: IntCounterVec,
+}
+
+impl Metrics {
+    /// Creates and registers every family.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("rscms".into()), None)?;
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by method, route and status"),
+            &["method", "route", "status"],
+        )?;
+        let http_latency = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP latency by method, route and status")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            &["method", "route", "status"],
+        )?;
+        let db_pool =
+            IntGaugeVec::new(Opts::new("db_pool_connections", "Postgres pool connections"), &["state"])?;
+        let batch_rows = prometheus::Histogram::with_opts(
+            HistogramOpts::new("seckill_batch_rows", "Rows per group-commit batch")
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0]),
+        )?;
+        let commit_seconds = prometheus::Histogram::with_opts(
+            HistogramOpts::new("seckill_commit_seconds", "Seconds per group commit")
+                .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5]),
+        )?;
+        let writer_queue_depth =
+            IntGauge::new("seckill_writer_queue_depth", "Reservations waiting for the writer")?;
+        let seckill_rejected = IntCounterVec::new(
+            Opts::new("seckill_rejected_total", "Refused buy requests by reason"),
+            &["reason"],
+        )?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_latency.clone()))?;
+        registry.register(Box::new(db_pool.clone()))?;
+        registry.register(Box::new(batch_rows.clone()))?;
+        registry.register(Box::new(commit_seconds.clone()))?;
+        registry.register(Box::new(writer_queue_depth.clone()))?;
+        registry.register(Box::new(seckill_rejected.clone()))?;
+        Ok(Self {
+            registry,
+            http_requests,
+            http_latency,
+            db_pool,
+            batch_rows,
+            commit_seconds,
+            writer_queue_depth,
+            seckill_rejected,
+        })
+    }
+
+    /// Records one finished HTTP request.
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let status = status.to_string();
+        let labels = [method, route, status.as_str()];
+        self.http_requests.with_label_values(&labels).inc();
+        self.http_latency.with_label_values(&labels).observe(elapsed.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition of every family.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if TextEncoder::new().encode(&self.registry.gather(), &mut out).is_err() {
+            return String::new();
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

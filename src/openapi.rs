@@ -1,0 +1,43 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations and
+//! served at `/api/openapi.json`. Each area lists its paths here.
+
+use actix_web::{get, web, HttpResponse};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::{account, error, system};
+
+/// The API document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "rs-cms API", description = "Multi-merchant mall with a flash-sale engine. Every error is \
+        `{\"code\": \"...\", \"message\": \"...\"}` with a stable code."),
+    paths(
+        system::healthz, system::readyz, system::metrics,
+        account::handlers::register, account::handlers::login, account::handlers::logout,
+        account::handlers::logout_all, account::handlers::get_me, account::handlers::list_sessions,
+        account::handlers::revoke_session,
+    ),
+    components(schemas(error::ErrorBody, error::FieldError)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// Mounts `/api/openapi.json`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(openapi_json);
+}
+
+#[get("/api/openapi.json")]
+async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

@@ -1,0 +1,19 @@
+//! The whole API surface, wired in one place. Each area exposes
+//! `configure(cfg)`; this file is the index of them.
+
+use actix_web::web;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::{account, openapi, system};
+
+/// Mounts every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    system::configure(cfg);
+    openapi::configure(cfg);
+    account::handlers::configure(cfg);
+}
+
+/// JSON 404 for every unknown path.
+pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::new(ErrorCode::NotFound).with_message("no such endpoint"))
+}

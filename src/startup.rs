@@ -1,0 +1,128 @@
+//! Builds the application from settings. `main`, the integration tests, the
+//! loadtest and the benches all go through [`Application::build`], so what
+//! is tested is what runs.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+
+use crate::auth::session::Sessions;
+use crate::config::Settings;
+use crate::error::extractors;
+use crate::kv::Kv;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::{account, db, routes, telemetry};
+
+/// A bound, not yet running server and the state behind it.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects to Postgres and Redis (failing with one clear line if either
+    /// is unreachable), migrates, starts the background tasks and binds.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let state = connect(settings).await?;
+        start_background_tasks(&state);
+        let listener = TcpListener::bind((state.settings.server.host.as_str(), state.settings.server.port))
+            .with_context(|| {
+            format!("cannot listen on {}:{}", state.settings.server.host, state.settings.server.port)
+        })?;
+        let port = listener.local_addr()?.port();
+        let server = serve(listener, state.clone())?;
+        tracing::info!(port, "rs-cms listening");
+        Ok(Self { port, server, state })
+    }
+
+    /// The port actually bound (useful when configured as 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state, for tests that inspect it.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGINT/SIGTERM, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("server failed")
+    }
+}
+
+async fn connect(settings: Settings) -> anyhow::Result<AppState> {
+    let pool = db::create_pool(&settings.database)?;
+    db::ping(&pool, &settings.database).await?;
+    db::migrate(&pool).await?;
+    let kv = Kv::connect(&settings.redis).await?;
+    let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
+    let sessions = Arc::new(Sessions::new(pool.clone(), kv.clone(), &settings.auth));
+    Ok(AppState { settings: Arc::new(settings), db: pool, kv, sessions, metrics })
+}
+
+fn start_background_tasks(state: &AppState) {
+    actix_web::rt::spawn(state.sessions.clone().listen_for_invalidations());
+}
+
+fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
+    let workers = match state.settings.server.workers {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        n => n,
+    };
+    let shutdown = state.settings.server.shutdown_timeout_secs;
+    let data = web::Data::new(state.clone());
+    let metrics = web::Data::from(state.metrics.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(metrics.clone())
+            .app_data(extractors::json_config())
+            .app_data(extractors::query_config())
+            .app_data(extractors::path_config())
+            .wrap(from_fn(telemetry::observe))
+            .configure(routes::configure)
+            .default_service(web::to(routes::not_found))
+    })
+    .workers(workers)
+    .backlog(4096)
+    .keep_alive(Duration::from_secs(75))
+    .shutdown_timeout(shutdown)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// The `migrate` subcommand.
+pub async fn migrate_only(settings: &Settings) -> anyhow::Result<()> {
+    let pool = db::create_pool(&settings.database)?;
+    db::ping(&pool, &settings.database).await?;
+    db::migrate(&pool).await?;
+    println!("migrations applied to {}", db::describe(&settings.database));
+    Ok(())
+}
+
+/// The `create-admin` subcommand: creates the account (or promotes an
+/// existing one with that username) and grants it the `admin` role.
+pub async fn create_admin(
+    settings: &Settings,
+    username: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<()> {
+    let pool = db::create_pool(&settings.database)?;
+    db::ping(&pool, &settings.database).await?;
+    db::migrate(&pool).await?;
+    let user_id = account::service::create_admin(&pool, &settings.auth, username, email, password)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create admin: {e}"))?;
+    println!("administrator {username} (id {user_id}) is ready");
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! The state every handler reaches through `web::Data<AppState>`.
+
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+
+use crate::auth::session::Sessions;
+use crate::config::Settings;
+use crate::kv::Kv;
+use crate::metrics::Metrics;
+
+/// Shared handles of one running app. Cloning is cheap (all `Arc`s).
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Pool,
+    pub kv: Kv,
+    pub sessions: Arc<Sessions>,
+    pub metrics: Arc<Metrics>,
+}

@@ -1,0 +1,72 @@
+//! Field validation that reports every problem at once as a 422 with one
+//! entry per field, before anything is written.
+
+use crate::error::{ApiError, FieldError};
+
+/// Collects field problems; `finish` turns them into one error.
+#[derive(Default)]
+pub struct Validator {
+    problems: Vec<FieldError>,
+}
+
+impl Validator {
+    /// An empty validator.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a problem with `field`.
+    pub fn problem(&mut self, field: &str, problem: &str) {
+        self.problems.push(FieldError { field: field.to_owned(), problem: problem.to_owned() });
+    }
+
+    /// Checks that `value` has between `min` and `max` characters.
+    pub fn length(&mut self, field: &str, value: &str, min: usize, max: usize) -> &mut Self {
+        let n = value.chars().count();
+        if n < min {
+            self.problem(field, if n == 0 { "required" } else { "too_short" });
+        } else if n > max {
+            self.problem(field, "too_long");
+        }
+        self
+    }
+
+    /// Checks `rule` and records `problem` when it is false.
+    pub fn check(&mut self, field: &str, rule: bool, problem: &str) -> &mut Self {
+        if !rule {
+            self.problem(field, problem);
+        }
+        self
+    }
+
+    /// `Ok(())` when nothing was wrong, else a 422 listing every problem.
+    pub fn finish(&mut self) -> Result<(), ApiError> {
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(std::mem::take(&mut self.problems)))
+        }
+    }
+}
+
+/// A plausible email address: one `@`, a dot in the domain, no spaces.
+pub fn is_email(value: &str) -> bool {
+    let Some((local, domain)) = value.split_once('@') else { return false };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !value.contains(char::is_whitespace)
+        && !domain.contains('@')
+}
+
+/// Usernames: letters, digits, `_`, `-`, `.`; starting with a letter.
+pub fn is_username(value: &str) -> bool {
+    value.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// An http(s) URL, for avatars and images.
+pub fn is_http_url(value: &str) -> bool {
+    (value.starts_with("https://") || value.starts_with("http://")) && !value.contains(char::is_whitespace)
+}

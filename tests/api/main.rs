@@ -1,0 +1,7 @@
+//! Integration tests: real HTTP, real Postgres, real Redis. One binary so
+//! the build links once; each module covers one area.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod account;
+mod helpers;
+mod system;

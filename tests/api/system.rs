@@ -1,0 +1,48 @@
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+#[actix_web::test]
+async fn healthz_and_readyz_answer_ok() {
+    let app = spawn_app().await;
+    let health = app.call("GET", "/healthz", None, None).await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.body, json!({"status": "ok"}));
+    let ready = app.call("GET", "/readyz", None, None).await;
+    assert_eq!(ready.status, 200);
+    assert!(ready.headers.contains_key("x-request-id"));
+}
+
+#[actix_web::test]
+async fn metrics_count_requests_per_route_and_status() {
+    let app = spawn_app().await;
+    app.call("GET", "/healthz", None, None).await;
+    let res = app.http.get(format!("{}/metrics", app.address)).send().await.unwrap().body().await.unwrap();
+    let text = String::from_utf8(res.to_vec()).unwrap();
+    assert!(
+        text.contains(r#"rscms_http_requests_total{method="GET",route="/healthz",status="200"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("rscms_http_request_duration_seconds_bucket"));
+    assert!(text.contains("rscms_db_pool_connections"));
+}
+
+#[actix_web::test]
+async fn unknown_route_is_a_json_404() {
+    let app = spawn_app().await;
+    let reply = app.call("GET", "/api/nothing-here", None, None).await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.code(), "not_found");
+}
+
+#[actix_web::test]
+async fn openapi_document_lists_every_route() {
+    let app = spawn_app().await;
+    let doc = app.call("GET", "/api/openapi.json", None, None).await;
+    assert_eq!(doc.status, 200);
+    assert!(doc.body["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc.body["paths"].as_object().unwrap();
+    for path in ["/healthz", "/readyz", "/metrics", "/api/auth/register", "/api/auth/login", "/api/me"] {
+        assert!(paths.contains_key(path), "missing {path}");
+    }
+}
