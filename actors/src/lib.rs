@@ -1,1 +1,15 @@
+//! The actors of rs-cms. No HTTP and no SQL here: persistence reaches the
+//! actors through the [`writer::BatchStore`] trait, implemented by the server.
+//!
+//! # Layout
+//! - [`gate`]: the per-event atomic flags (sold out / not live) that let the
+//!   HTTP layer answer the late majority without messaging an actor.
+//! - [`stock`]: one [`stock::StockActor`] per live flash-sale event, the only
+//!   writer of that event's remaining stock and per-user counts.
+//! - [`writer`]: the group-commit writer, which gathers work from every
+//!   actor for a millisecond or two (or N rows), persists it in one
+//!   transaction, and only then answers each waiting caller.
 
+pub mod gate;
+pub mod stock;
+pub mod writer;
