@@ -265,7 +265,7 @@ impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> Handler<Re
         // Wait for the commit without blocking the actor: other messages are
         // handled meanwhile, and the outcome is applied back inside the actor.
         let reserved = Reserved { order_no, quantity, amount_cents, pay_before };
-        ctx.spawn(async move { committed.await }.into_actor(self).map(move |outcome, actor, _| {
+        ctx.spawn(committed.into_actor(self).map(move |outcome, actor, _| {
             actor.in_flight -= 1;
             let answer = match outcome {
                 Ok(Ok(ReservationOutcome::Committed)) => Ok(reserved),
