@@ -1,1 +1,53 @@
-fn main() {}
+//! `loadtest`: load tests of rs-cms with a correctness verdict and a latency
+//! report. See `docs/loadtest.md`.
+//!
+//! # Layout
+//! - `cli`: the arguments;
+//! - `scenario`: what each subcommand prepares, drives and checks;
+//! - `prepare`: buyers, admin and seckill events;
+//! - `client`: targets, the pooled HTTP client, the request kinds;
+//! - `drive`: client threads, closed and open loops;
+//! - `outcome`: classifying answers;
+//! - `report`: histograms per outcome, text and JSON;
+//! - `verdict`: the database checks.
+
+mod cli;
+mod client;
+mod drive;
+mod outcome;
+mod prepare;
+mod report;
+mod scenario;
+mod verdict;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = actix_web::rt::System::new().block_on(async move {
+        let (report, json) = match cli.command {
+            Command::FlashSale(args) => {
+                let json = args.load.json;
+                (scenario::flash_sale(args).await?, json)
+            }
+            Command::Healthz(args) => {
+                let json = args.load.json;
+                (scenario::healthz(args).await?, json)
+            }
+        };
+        println!("{}", if json { report.to_json()? } else { report.to_text() });
+        anyhow::Ok(report.pass)
+    });
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("loadtest: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

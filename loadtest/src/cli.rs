@@ -1,0 +1,202 @@
+//! Command-line arguments.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::drive::{Load, Mode, Stop};
+
+/// Requests per phase when neither a count nor a duration is given.
+const DEFAULT_REQUESTS: u64 = 10_000;
+
+/// Load tests of rs-cms with a correctness verdict and a latency report.
+#[derive(Debug, Parser)]
+#[command(name = "loadtest", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The scenarios.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Prepare buyers and a live event, measure /healthz, drive buys, check
+    /// the database; exits 1 if any check fails.
+    FlashSale(FlashSaleArgs),
+    /// Measure /healthz only: the baseline of every ratio.
+    Healthz(HealthzArgs),
+}
+
+/// How a phase is driven; shared by every scenario.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Server base URLs, comma-separated, used round-robin by request.
+    #[arg(long, env = "LOADTEST_TARGET", default_value = "http://127.0.0.1:8080")]
+    pub target: String,
+    /// Closed loop: requests in flight (one connection each). Open loop: most connections.
+    #[arg(long, short = 'c', default_value_t = 256)]
+    pub concurrency: usize,
+    /// Open loop: requests per second on a fixed schedule; latency counts
+    /// from each request's intended send time.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Requests per phase [default: 10000 unless --duration is given].
+    #[arg(long, short = 'n', conflicts_with = "duration")]
+    pub requests: Option<u64>,
+    /// Seconds per phase, instead of a request count.
+    #[arg(long, short = 'd')]
+    pub duration: Option<f64>,
+    /// Client threads, each with its own runtime and connection pool.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Seconds before a request counts as a `timeout` error.
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout: f64,
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl LoadArgs {
+    /// The load these arguments describe, ending at `stop`.
+    pub fn load(&self, stop: Stop) -> anyhow::Result<Load> {
+        let mode = match self.rate {
+            Some(rate) => Mode::Open { rate, connections: self.concurrency },
+            None => Mode::Closed { concurrency: self.concurrency },
+        };
+        let timeout =
+            Duration::try_from_secs_f64(self.timeout).context("--timeout must be a positive number")?;
+        let load = Load { mode, stop, threads: self.threads, timeout };
+        load.validate()?;
+        Ok(load)
+    }
+
+    /// The end of a phase from `--requests` / `--duration`.
+    pub fn stop(&self) -> anyhow::Result<Stop> {
+        stop(self.requests, self.duration, DEFAULT_REQUESTS)
+    }
+}
+
+/// A phase's end from a request count or a duration (in seconds), else `default` requests.
+fn stop(requests: Option<u64>, duration: Option<f64>, default: u64) -> anyhow::Result<Stop> {
+    Ok(match (requests, duration) {
+        (Some(n), _) => Stop::Requests(n),
+        (None, Some(secs)) => Stop::Duration(
+            Duration::try_from_secs_f64(secs).context("a duration must be a positive number of seconds")?,
+        ),
+        (None, None) => Stop::Requests(default),
+    })
+}
+
+/// `loadtest healthz`.
+#[derive(Debug, Args)]
+pub struct HealthzArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// `loadtest flash-sale`.
+#[derive(Debug, Args)]
+pub struct FlashSaleArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// The server's database, for preparing buyers and for the verdict.
+    #[arg(long, env = "LOADTEST_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/rscms")]
+    pub database_url: String,
+    /// Distinct buyers; each request picks the next one round-robin.
+    #[arg(long, short = 'u', default_value_t = 1000)]
+    pub users: u32,
+    /// Stock S of the created event(s).
+    #[arg(long, short = 's', default_value_t = 100)]
+    pub stock: i32,
+    /// Per-user limit L of the created event(s).
+    #[arg(long, short = 'l', default_value_t = 1)]
+    pub per_user_limit: i32,
+    /// Units each buy request asks for.
+    #[arg(long, short = 'q', default_value_t = 1)]
+    pub quantity: i32,
+    /// Use this existing event instead of creating one (S and L come from the database).
+    #[arg(long)]
+    pub event_id: Option<i64>,
+    /// Also drive the same load at a second, identical event through the
+    /// naive path (`.../orders-naive`) and print the throughput ratios.
+    #[arg(long)]
+    pub compare_naive: bool,
+    /// Requests of the /healthz phase [default: as for the buy phase].
+    #[arg(long, conflicts_with = "healthz_duration")]
+    pub healthz_requests: Option<u64>,
+    /// Seconds of the /healthz phase [default: as for the buy phase].
+    #[arg(long)]
+    pub healthz_duration: Option<f64>,
+    /// Logins in flight while preparing (each is an argon2id hash on the server).
+    #[arg(long, default_value_t = 4)]
+    pub login_concurrency: usize,
+    /// Per-user token-bucket limit of created events, requests/s (0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub user_rate: i32,
+    /// Per-IP token-bucket limit of created events, requests/s (0 = off; all
+    /// the load comes from one IP).
+    #[arg(long, default_value_t = 0)]
+    pub ip_rate: i32,
+    /// SKU id of created events.
+    #[arg(long, default_value_t = 1)]
+    pub sku_id: i64,
+    /// Sale price of created events, in cents.
+    #[arg(long, default_value_t = 100)]
+    pub price_cents: i64,
+    /// Seconds created events stay open.
+    #[arg(long, default_value_t = 3600)]
+    pub sale_secs: i64,
+    /// Payment window of created events; long, so no order expires mid-run.
+    #[arg(long, default_value_t = 3600)]
+    pub payment_window_secs: i32,
+}
+
+impl FlashSaleArgs {
+    /// The /healthz phase's end: its own flags, else the buy phase's.
+    pub fn healthz_stop(&self) -> anyhow::Result<Stop> {
+        match (self.healthz_requests, self.healthz_duration) {
+            (None, None) => self.load.stop(),
+            (requests, duration) => stop(requests, duration, DEFAULT_REQUESTS),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn parse(args: &str) -> Command {
+        Cli::try_parse_from(args.split_whitespace()).unwrap().command
+    }
+
+    #[test]
+    fn flash_sale_defaults_and_overrides() {
+        let Command::FlashSale(args) = parse("loadtest flash-sale --duration 5 --healthz-requests 300")
+        else {
+            panic!("not flash-sale")
+        };
+        assert!(matches!(args.load.stop().unwrap(), Stop::Duration(d) if d == Duration::from_secs(5)));
+        assert!(matches!(args.healthz_stop().unwrap(), Stop::Requests(300)));
+        assert!(matches!(args.load.load(Stop::Requests(1)).unwrap().mode, Mode::Closed { concurrency: 256 }));
+        assert_eq!((args.stock, args.per_user_limit, args.quantity, args.users), (100, 1, 1, 1000));
+    }
+
+    #[test]
+    fn rate_selects_the_open_loop() {
+        let Command::Healthz(args) = parse("loadtest healthz --rate 500 -c 64") else {
+            panic!("not healthz")
+        };
+        let load = args.load.load(args.load.stop().unwrap()).unwrap();
+        assert!(matches!(load.mode, Mode::Open { rate, connections: 64 } if rate == 500.0));
+        assert!(matches!(load.stop, Stop::Requests(DEFAULT_REQUESTS)));
+    }
+
+    #[test]
+    fn requests_and_duration_conflict() {
+        assert!(Cli::try_parse_from(["loadtest", "healthz", "-n", "5", "-d", "5"]).is_err());
+    }
+}

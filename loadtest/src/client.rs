@@ -1,0 +1,268 @@
+//! HTTP client side: targets, the pooled awc client, the two request kinds
+//! the load drives (`/healthz` and a buy), and a small JSON helper for the
+//! control plane (register, login, create event).
+
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use anyhow::{bail, Context};
+use awc::error::SendRequestError;
+use awc::http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use awc::http::Uri;
+use awc::{Client, Connector};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::outcome::{classify, error_key, Outcome};
+
+/// Largest response body read; answers on these paths are tiny.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Header carrying the per-request idempotency key of a buy.
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// The server base URLs, used round-robin by request index.
+#[derive(Clone, Debug)]
+pub struct Targets {
+    bases: Vec<String>,
+}
+
+impl Targets {
+    /// Parses a comma-separated list of `http://host:port` base URLs.
+    pub fn parse(list: &str) -> anyhow::Result<Self> {
+        let bases: Vec<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.trim_end_matches('/').to_owned())
+            .collect();
+        if bases.is_empty() {
+            bail!("--target needs at least one base URL");
+        }
+        for base in &bases {
+            if !base.starts_with("http://") {
+                bail!("target {base:?}: only plain http:// targets are supported");
+            }
+            base.parse::<Uri>().with_context(|| format!("target {base:?} is not a URL"))?;
+        }
+        Ok(Self { bases })
+    }
+
+    /// The first target: the control plane (register, login, create event)
+    /// talks to it; every node shares the database and Redis.
+    pub fn first(&self) -> &str {
+        &self.bases[0]
+    }
+
+    /// `path` on every target, parsed once so requests only clone them.
+    pub fn uris(&self, path: &str) -> anyhow::Result<Vec<Uri>> {
+        self.bases
+            .iter()
+            .map(|base| {
+                format!("{base}{path}").parse::<Uri>().with_context(|| format!("bad URL {base}{path}"))
+            })
+            .collect()
+    }
+}
+
+/// The item for request `i` when cycling through `items` (targets, buyers).
+pub fn round_robin<T>(items: &[T], i: u64) -> &T {
+    // The remainder is below `items.len()`, so it fits in usize.
+    &items[(i % items.len() as u64) as usize]
+}
+
+/// A client whose pool keeps up to `connections` keep-alive connections per
+/// target open for the whole run (awc's default is 100 connections, closed
+/// after 75 s), so the load never pays for new connections.
+pub fn pooled(connections: usize, timeout: Duration) -> Client {
+    let connector = Connector::new()
+        .limit(connections.max(1))
+        .conn_keep_alive(Duration::from_secs(300))
+        .conn_lifetime(Duration::from_secs(24 * 3600))
+        .timeout(timeout);
+    Client::builder().connector(connector).timeout(timeout).disable_redirects().finish()
+}
+
+/// A logged-in buyer.
+#[derive(Clone, Debug)]
+pub struct Buyer {
+    /// `users.id`.
+    pub user_id: i64,
+    /// `Bearer <token>`, built once.
+    pub auth: HeaderValue,
+}
+
+impl Buyer {
+    /// A buyer from a login answer.
+    pub fn new(user_id: i64, token: &str) -> anyhow::Result<Self> {
+        let auth =
+            HeaderValue::from_str(&format!("Bearer {token}")).context("token is not a header value")?;
+        Ok(Self { user_id, auth })
+    }
+}
+
+/// An acknowledged (201) buy, kept for the verdict.
+#[derive(Clone, Debug)]
+pub struct Ack {
+    /// The buyer who was answered.
+    pub user_id: i64,
+    /// Quantity the answer reports.
+    pub quantity: i32,
+    /// The order number the answer reports.
+    pub order_no: String,
+}
+
+/// What became of one request: its outcome and what the report keeps of it.
+#[derive(Debug)]
+pub enum Answer {
+    /// Counted only.
+    Plain(Outcome),
+    /// A 201 with its order.
+    Created(Ack),
+    /// An error, with a short key for the error breakdown.
+    Failed(String),
+}
+
+/// The body of a 201 buy answer; other fields are ignored.
+#[derive(Deserialize)]
+struct CreatedOrder {
+    order_no: String,
+    quantity: i32,
+}
+
+/// The request a load phase sends over and over.
+#[derive(Debug)]
+pub enum Call {
+    /// `GET /healthz`.
+    Healthz {
+        /// `/healthz` on each target.
+        uris: Vec<Uri>,
+    },
+    /// `POST` a buy of `quantity` for a buyer picked round-robin.
+    Buy {
+        /// The buy path on each target.
+        uris: Vec<Uri>,
+        /// Buyers, cycled through by request index.
+        buyers: Vec<Buyer>,
+        /// `{"quantity": q}`, serialised once.
+        body: Bytes,
+    },
+}
+
+impl Call {
+    /// `GET /healthz` on every target.
+    pub fn healthz(targets: &Targets) -> anyhow::Result<Self> {
+        Ok(Call::Healthz { uris: targets.uris("/healthz")? })
+    }
+
+    /// Buys of `quantity` at `path` on every target.
+    pub fn buy(targets: &Targets, path: &str, buyers: Vec<Buyer>, quantity: i32) -> anyhow::Result<Self> {
+        if buyers.is_empty() {
+            bail!("a buy load needs at least one buyer");
+        }
+        let body = Bytes::from(serde_json::to_vec(&serde_json::json!({ "quantity": quantity }))?);
+        Ok(Call::Buy { uris: targets.uris(path)?, buyers, body })
+    }
+
+    /// Sends request number `i` and reads its whole answer (a connection only
+    /// returns to the pool once its body is read).
+    pub async fn execute(&self, client: &Client, i: u64) -> Answer {
+        let sent = match self {
+            Call::Healthz { uris } => client.get(round_robin(uris, i).clone()).send().await,
+            Call::Buy { uris, buyers, body } => {
+                let buyer = round_robin(buyers, i);
+                let mut key = [0u8; 36];
+                let key = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut key);
+                client
+                    .post(round_robin(uris, i).clone())
+                    .insert_header((AUTHORIZATION, buyer.auth.clone()))
+                    .insert_header((IDEMPOTENCY_KEY, &*key))
+                    .insert_header((CONTENT_TYPE, "application/json"))
+                    .send_body(body.clone())
+                    .await
+            }
+        };
+        let mut response = match sent {
+            Ok(response) => response,
+            Err(e) => return Answer::Failed(transport_error_key(&e)),
+        };
+        let status = response.status().as_u16();
+        let body = match response.body().limit(MAX_BODY).await {
+            Ok(body) => body,
+            Err(e) => return Answer::Failed(format!("{status} body: {e}")),
+        };
+        match (classify(status, &body), self) {
+            (Outcome::Created, Call::Buy { buyers, .. }) => {
+                match serde_json::from_slice::<CreatedOrder>(&body) {
+                    Ok(order) => Answer::Created(Ack {
+                        user_id: round_robin(buyers, i).user_id,
+                        quantity: order.quantity,
+                        order_no: order.order_no,
+                    }),
+                    Err(_) => Answer::Failed("201 without order_no/quantity".to_owned()),
+                }
+            }
+            (Outcome::Error, _) => Answer::Failed(error_key(status, &body)),
+            (outcome, _) => Answer::Plain(outcome),
+        }
+    }
+}
+
+/// A short key for a failure to get an answer at all.
+fn transport_error_key(e: &SendRequestError) -> String {
+    match e {
+        SendRequestError::Timeout => "timeout".to_owned(),
+        SendRequestError::Connect(e) => format!("connect: {e}"),
+        other => format!("send: {other}"),
+    }
+}
+
+/// Control plane: POSTs `body` as JSON and decodes the answer, which must
+/// have status `expected`.
+pub async fn post_json<T: DeserializeOwned>(
+    client: &Client,
+    url: &str,
+    body: &serde_json::Value,
+    auth: Option<&HeaderValue>,
+    expected: u16,
+) -> anyhow::Result<T> {
+    let mut request = client.post(url);
+    if let Some(auth) = auth {
+        request = request.insert_header((AUTHORIZATION, auth.clone()));
+    }
+    let mut response = request.send_json(body).await.map_err(|e| anyhow::anyhow!("POST {url}: {e}"))?;
+    let status = response.status().as_u16();
+    let bytes =
+        response.body().limit(MAX_BODY).await.with_context(|| format!("POST {url}: reading the answer"))?;
+    if status != expected {
+        bail!("POST {url}: expected {expected}, got {status}: {}", String::from_utf8_lossy(&bytes));
+    }
+    serde_json::from_slice(&bytes).with_context(|| format!("POST {url}: unexpected answer"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn targets_are_split_trimmed_and_validated() {
+        let targets = Targets::parse(" http://a:1/, http://b:2 ,").unwrap();
+        assert_eq!(targets.first(), "http://a:1");
+        let uris = targets.uris("/healthz").unwrap();
+        assert_eq!(
+            uris.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["http://a:1/healthz", "http://b:2/healthz"]
+        );
+        assert!(Targets::parse("").is_err());
+        assert!(Targets::parse("https://a").is_err());
+    }
+
+    #[test]
+    fn round_robin_cycles_through_items() {
+        let items = ["a", "b", "c"];
+        let picked: Vec<_> = (0..7).map(|i| *round_robin(&items, i)).collect();
+        assert_eq!(picked, ["a", "b", "c", "a", "b", "c", "a"]);
+    }
+}

@@ -1,0 +1,184 @@
+//! Preparing a run: buyers and an admin (one registration through the API,
+//! the rest inserted in one statement with the same password hash, then
+//! everyone logged in through the API), and the seckill events.
+
+use anyhow::{bail, Context};
+use awc::Client;
+use chrono::{SecondsFormat, Utc};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::client::{post_json, Buyer};
+
+/// The run's accounts, logged in.
+pub struct Accounts {
+    /// Username prefix unique to this run.
+    pub prefix: String,
+    pub buyers: Vec<Buyer>,
+    pub admin: Buyer,
+}
+
+#[derive(Deserialize)]
+struct Registered {
+    id: i64,
+}
+
+#[derive(Deserialize)]
+struct LoggedIn {
+    token: String,
+    user_id: i64,
+}
+
+#[derive(Deserialize)]
+struct Created {
+    id: i64,
+}
+
+/// A per-run prefix such as `lt3f9a0c12`: usernames start with a letter and
+/// never collide with an earlier run's.
+pub fn run_prefix() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("lt{}", &id[..8])
+}
+
+/// Creates `buyers` active buyers and one admin, and logs them all in with at
+/// most `logins_at_once` logins in flight (each costs the server an argon2id
+/// hash, ~25 ms of CPU).
+pub async fn accounts(
+    http: &Client,
+    db: &tokio_postgres::Client,
+    base: &str,
+    buyers: u32,
+    logins_at_once: usize,
+) -> anyhow::Result<Accounts> {
+    let prefix = run_prefix();
+    let password = format!("Lt-{}", uuid::Uuid::new_v4().simple());
+    let seed: Registered = post_json(
+        http,
+        &format!("{base}/api/auth/register"),
+        &json!({ "username": format!("{prefix}_seed"), "email": format!("{prefix}_seed@example.com"), "password": password }),
+        None,
+        201,
+    )
+    .await
+    .context("registering the seed user")?;
+    let hash: String = db
+        .query_one("SELECT password_hash FROM users WHERE id = $1", &[&seed.id])
+        .await
+        .context("reading the seed user's password hash")?
+        .try_get(0)?;
+    let count = i32::try_from(buyers).context("--users is too large")?;
+    // User 0 is the admin; buyers get `member`, as registration grants it.
+    let rows = db
+        .query(
+            "WITH new_users AS (
+                 INSERT INTO users (username, email, password_hash, status)
+                 SELECT $1 || CASE WHEN g = 0 THEN '_admin' ELSE '_b' || g END,
+                        $1 || CASE WHEN g = 0 THEN '_admin' ELSE '_b' || g END || '@example.com',
+                        $2, 'active'
+                   FROM generate_series(0, $3::int4) AS g
+                 RETURNING id, username),
+             granted AS (
+                 INSERT INTO user_roles (user_id, role_id)
+                 SELECT u.id, r.id FROM new_users u JOIN roles r
+                     ON r.name = CASE WHEN u.username = $1 || '_admin' THEN 'admin' ELSE 'member' END)
+             SELECT username FROM new_users ORDER BY id",
+            &[&prefix, &hash, &count],
+        )
+        .await
+        .context("inserting buyers and the admin")?;
+    let usernames = rows.iter().map(|r| r.try_get::<_, String>(0)).collect::<Result<Vec<_>, _>>()?;
+    let logged_in: Vec<(String, Buyer)> = stream::iter(usernames)
+        .map(|username| {
+            let password = &password;
+            async move {
+                let answer: LoggedIn = post_json(
+                    http,
+                    &format!("{base}/api/auth/login"),
+                    &json!({ "login": username, "password": password }),
+                    None,
+                    200,
+                )
+                .await
+                .with_context(|| format!("logging in {username}"))?;
+                Ok::<_, anyhow::Error>((username, Buyer::new(answer.user_id, &answer.token)?))
+            }
+        })
+        .buffer_unordered(logins_at_once.max(1))
+        .try_collect()
+        .await?;
+    let admin_name = format!("{prefix}_admin");
+    let mut admin = None;
+    let mut buyer_list = Vec::with_capacity(logged_in.len());
+    for (username, buyer) in logged_in {
+        if username == admin_name {
+            admin = Some(buyer);
+        } else {
+            buyer_list.push(buyer);
+        }
+    }
+    let Some(admin) = admin else { bail!("the admin {admin_name} was not created") };
+    Ok(Accounts { prefix, buyers: buyer_list, admin })
+}
+
+/// The parameters of an event the run creates.
+#[derive(Clone, Debug)]
+pub struct EventSpec {
+    pub sku_id: i64,
+    pub title: String,
+    pub price_cents: i64,
+    pub stock: i32,
+    pub per_user_limit: i32,
+    /// How long the sale stays open from now.
+    pub sale_secs: i64,
+    pub payment_window_secs: i32,
+    /// Token-bucket limits; 0 turns a limit off, `None` takes the server default.
+    pub user_rate_per_sec: Option<i32>,
+    pub ip_rate_per_sec: Option<i32>,
+}
+
+/// Creates a live event (it started a second ago) and returns its id.
+pub async fn create_event(http: &Client, base: &str, admin: &Buyer, spec: &EventSpec) -> anyhow::Result<i64> {
+    let now = Utc::now();
+    let at = |secs: i64| (now + chrono::Duration::seconds(secs)).to_rfc3339_opts(SecondsFormat::Millis, true);
+    let created: Created = post_json(
+        http,
+        &format!("{base}/api/admin/seckill/events"),
+        &json!({
+            "sku_id": spec.sku_id,
+            "title": spec.title,
+            "price_cents": spec.price_cents,
+            "stock": spec.stock,
+            "per_user_limit": spec.per_user_limit,
+            "starts_at": at(-1),
+            "ends_at": at(spec.sale_secs),
+            "payment_window_secs": spec.payment_window_secs,
+            "require_purchase_token": false,
+            "user_rate_per_sec": spec.user_rate_per_sec,
+            "ip_rate_per_sec": spec.ip_rate_per_sec,
+        }),
+        Some(&admin.auth),
+        201,
+    )
+    .await
+    .context("creating the seckill event")?;
+    Ok(created.id)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn prefixes_make_valid_unique_usernames() {
+        let (a, b) = (run_prefix(), run_prefix());
+        assert_ne!(a, b);
+        let longest = format!("{a}_b{}", u32::MAX);
+        assert!(longest.len() <= 32, "{longest}");
+        assert!(a.starts_with(|c: char| c.is_ascii_alphabetic()));
+        assert!(longest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    }
+}

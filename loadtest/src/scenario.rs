@@ -1,0 +1,154 @@
+//! The scenarios: what is prepared, which phases run in which order, and how
+//! their results become one report.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio_postgres::NoTls;
+
+use crate::cli::{FlashSaleArgs, HealthzArgs};
+use crate::client::{pooled, Buyer, Call, Targets};
+use crate::drive::{self, Load};
+use crate::outcome::Outcome;
+use crate::prepare::{self, EventSpec};
+use crate::report::{PhaseReport, Ratio, Recorder, Report};
+use crate::verdict::{self, Observed, Verdict};
+
+/// `loadtest healthz`: the baseline alone.
+pub async fn healthz(args: HealthzArgs) -> anyhow::Result<Report> {
+    let targets = Targets::parse(&args.load.target)?;
+    let load = args.load.load(args.load.stop()?)?;
+    let (healthz, _) = healthz_phase(&targets, load).await?;
+    Ok(Report::new(vec![healthz], vec![], vec![]))
+}
+
+/// `loadtest flash-sale`: prepare, measure /healthz, drive the buys (and the
+/// naive path), then check the database.
+pub async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<Report> {
+    let targets = Targets::parse(&args.load.target)?;
+    let load = args.load.load(args.load.stop()?)?;
+    let healthz_load = args.load.load(args.healthz_stop()?)?;
+    let (db, connection) = tokio_postgres::connect(&args.database_url, NoTls)
+        .await
+        .with_context(|| format!("connecting to {}", args.database_url))?;
+    actix_web::rt::spawn(async move {
+        if let Err(e) = connection.await {
+            eprintln!("loadtest: database connection: {e}");
+        }
+    });
+
+    let base = targets.first();
+    let http = pooled(args.login_concurrency, load.timeout);
+    let started = Instant::now();
+    let accounts = prepare::accounts(&http, &db, base, args.users, args.login_concurrency).await?;
+    progress(format_args!(
+        "prepared {} buyers and an admin ({}_*) in {:.1} s",
+        accounts.buyers.len(),
+        accounts.prefix,
+        started.elapsed().as_secs_f64()
+    ));
+
+    let mut spec = EventSpec {
+        sku_id: args.sku_id,
+        title: format!("loadtest {}", accounts.prefix),
+        price_cents: args.price_cents,
+        stock: args.stock,
+        per_user_limit: args.per_user_limit,
+        sale_secs: args.sale_secs,
+        payment_window_secs: args.payment_window_secs,
+        user_rate_per_sec: Some(args.user_rate),
+        ip_rate_per_sec: Some(args.ip_rate),
+    };
+    let event_id = match args.event_id {
+        Some(id) => {
+            let state = verdict::snapshot(&db, id).await?;
+            spec.stock = state.total_stock;
+            spec.per_user_limit = state.per_user_limit;
+            id
+        }
+        None => prepare::create_event(&http, base, &accounts.admin, &spec).await?,
+    };
+    progress(format_args!("event {event_id}: stock {}, per-user limit {}", spec.stock, spec.per_user_limit));
+    let naive_event = if args.compare_naive {
+        spec.title.push_str(" naive");
+        let id = prepare::create_event(&http, base, &accounts.admin, &spec).await?;
+        progress(format_args!("naive event {id}: same parameters"));
+        Some(id)
+    } else {
+        None
+    };
+
+    let (healthz, _) = healthz_phase(&targets, healthz_load).await?;
+    let buys =
+        BuyLoad { targets: &targets, db: &db, load, buyers: &accounts.buyers, quantity: args.quantity };
+    let (buy, buy_verdict) = buys.run("buy", event_id, "orders").await?;
+    let mut ratios = vec![Ratio::new("buy / healthz req/s", buy.throughput, healthz.throughput)];
+    let mut phases = vec![healthz, buy];
+    let mut verdicts = vec![buy_verdict];
+    if let Some(naive_event) = naive_event {
+        let (naive, naive_verdict) = buys.run("naive", naive_event, "orders-naive").await?;
+        let (healthz, buy) = (&phases[0], &phases[1]);
+        ratios.extend([
+            Ratio::new("naive / healthz req/s", naive.throughput, healthz.throughput),
+            Ratio::new("buy / naive req/s", buy.throughput, naive.throughput),
+            Ratio::new(
+                "buy / naive created/s",
+                buy.throughput_of(Outcome::Created),
+                naive.throughput_of(Outcome::Created),
+            ),
+        ]);
+        phases.push(naive);
+        verdicts.push(naive_verdict);
+    }
+    Ok(Report::new(phases, ratios, verdicts))
+}
+
+/// The /healthz phase.
+async fn healthz_phase(targets: &Targets, load: Load) -> anyhow::Result<(PhaseReport, Recorder)> {
+    phase("healthz", "GET /healthz".to_owned(), Call::healthz(targets)?, load).await
+}
+
+/// Runs one phase and summarises it.
+async fn phase(
+    name: &str,
+    request: String,
+    call: Call,
+    load: Load,
+) -> anyhow::Result<(PhaseReport, Recorder)> {
+    progress(format_args!("{name}: {request} ({})", load.describe()));
+    let result = drive::run(load, Arc::new(call)).await?;
+    let report = PhaseReport::new(name, request, load.describe(), &result.recorder, result.elapsed);
+    Ok((report, result.recorder))
+}
+
+/// What the buy phases share.
+struct BuyLoad<'a> {
+    targets: &'a Targets,
+    db: &'a tokio_postgres::Client,
+    load: Load,
+    buyers: &'a [Buyer],
+    quantity: i32,
+}
+
+impl BuyLoad<'_> {
+    /// Drives buys at `/api/seckill/events/{event_id}/{route}` and checks the event.
+    async fn run(&self, name: &str, event_id: i64, route: &str) -> anyhow::Result<(PhaseReport, Verdict)> {
+        let before = verdict::snapshot(self.db, event_id).await?;
+        let path = format!("/api/seckill/events/{event_id}/{route}");
+        let call = Call::buy(self.targets, &path, self.buyers.to_vec(), self.quantity)?;
+        let (report, recorder) = phase(name, format!("POST {path}"), call, self.load).await?;
+        let observed = Observed {
+            acks: recorder.acks(),
+            sold_out: recorder.count(Outcome::SoldOut),
+            quantity: self.quantity,
+        };
+        let verdict = verdict::check(self.db, name, event_id, &before, &observed).await?;
+        Ok((report, verdict))
+    }
+}
+
+/// A progress line on stderr, so `--json` output on stdout stays clean.
+fn progress(line: std::fmt::Arguments<'_>) {
+    eprintln!("loadtest: {line}");
+}
