@@ -281,6 +281,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::client::{Buyer, Targets};
+    use crate::outcome::Outcome;
 
     #[test]
     fn shares_cover_the_total() {
@@ -334,5 +336,76 @@ mod tests {
         assert!(load(Mode::Closed { concurrency: 1 }, 2).validate().is_err());
         assert!(load(Mode::Open { rate: 0.0, connections: 4 }, 1).validate().is_err());
         assert!(load(Mode::Closed { concurrency: 256 }, 2).validate().is_ok());
+    }
+
+    /// A stand-in server: `/healthz` answers 200; the buy path cycles
+    /// through 201, 409 `sold_out` and 500.
+    async fn fake_server() -> Targets {
+        use actix_web::{web, App, HttpResponse, HttpServer};
+        let answers = web::Data::new(AtomicU64::new(0));
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(answers.clone())
+                .route(
+                    "/healthz",
+                    web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
+                )
+                .route(
+                    "/buy",
+                    web::post().to(|n: web::Data<AtomicU64>| async move {
+                        match n.fetch_add(1, Ordering::Relaxed) % 3 {
+                            0 => HttpResponse::Created()
+                                .json(serde_json::json!({"order_no": "x", "quantity": 1})),
+                            1 => HttpResponse::Conflict().json(serde_json::json!({"code": "sold_out"})),
+                            _ => HttpResponse::InternalServerError()
+                                .json(serde_json::json!({"code": "internal"})),
+                        }
+                    }),
+                )
+        })
+        .workers(1)
+        .bind(("127.0.0.1", 0))
+        .unwrap();
+        let port = server.addrs()[0].port();
+        spawn(server.run());
+        Targets::parse(&format!("http://127.0.0.1:{port}")).unwrap()
+    }
+
+    #[actix_web::test]
+    async fn closed_loop_sends_exactly_the_requests_asked() {
+        let targets = fake_server().await;
+        let buyers = vec![Buyer::new(1, "t").unwrap(), Buyer::new(2, "u").unwrap()];
+        let call = Arc::new(Call::buy(&targets, "/buy", buyers, 1).unwrap());
+        let load = Load {
+            mode: Mode::Closed { concurrency: 8 },
+            stop: Stop::Requests(99),
+            threads: 2,
+            timeout: Duration::from_secs(5),
+        };
+        let result = run(load, call).await.unwrap();
+        let r = &result.recorder;
+        assert_eq!(
+            (r.count(Outcome::Created), r.count(Outcome::SoldOut), r.count(Outcome::Error)),
+            (33, 33, 33)
+        );
+        assert_eq!(r.acks().len(), 33);
+        assert!(r.acks().iter().all(|a| a.order_no == "x" && a.quantity == 1));
+    }
+
+    #[actix_web::test]
+    async fn open_loop_keeps_its_schedule() {
+        let targets = fake_server().await;
+        let call = Arc::new(Call::healthz(&targets).unwrap());
+        let load = Load {
+            mode: Mode::Open { rate: 200.0, connections: 4 },
+            stop: Stop::Duration(Duration::from_millis(500)),
+            threads: 2,
+            timeout: Duration::from_secs(5),
+        };
+        let result = run(load, call).await.unwrap();
+        assert_eq!(result.recorder.count(Outcome::Ok), 100);
+        // The last request is due at 495 ms.
+        assert!(result.elapsed >= Duration::from_millis(495), "{:?}", result.elapsed);
+        assert!(result.elapsed < Duration::from_secs(2), "{:?}", result.elapsed);
     }
 }
