@@ -5,7 +5,7 @@ use actix_web::{get, web, HttpResponse};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{account, error, system};
+use crate::{account, error, order, seckill, system};
 
 /// The API document.
 #[derive(OpenApi)]
@@ -17,6 +17,11 @@ use crate::{account, error, system};
         account::handlers::register, account::handlers::login, account::handlers::logout,
         account::handlers::logout_all, account::handlers::get_me, account::handlers::list_sessions,
         account::handlers::revoke_session,
+        seckill::handlers::create_event, seckill::handlers::open_event, seckill::handlers::close_event,
+        seckill::handlers::event_stats, seckill::handlers::list_events, seckill::handlers::get_event,
+        seckill::handlers::get_purchase_token, seckill::handlers::create_seckill_order,
+        seckill::naive::create_naive_order,
+        order::handlers::list_my_orders, order::handlers::get_my_order, order::handlers::pay_order,
     ),
     components(schemas(error::ErrorBody, error::FieldError)),
     modifiers(&BearerAuth),

@@ -4,13 +4,16 @@
 use actix_web::web;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::{account, openapi, system};
+use crate::{account, openapi, order, seckill, system};
 
 /// Mounts every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     system::configure(cfg);
     openapi::configure(cfg);
     account::handlers::configure(cfg);
+    seckill::handlers::configure(cfg);
+    seckill::naive::configure(cfg);
+    order::handlers::configure(cfg);
 }
 
 /// JSON 404 for every unknown path.

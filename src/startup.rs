@@ -16,8 +16,10 @@ use crate::config::Settings;
 use crate::error::extractors;
 use crate::kv::Kv;
 use crate::metrics::Metrics;
+use crate::seckill::engine::SeckillEngine;
+use crate::seckill::ratelimit::IDLE_BUCKET_TTL;
 use crate::state::AppState;
-use crate::{account, db, routes, telemetry};
+use crate::{account, db, order, routes, telemetry};
 
 /// A bound, not yet running server and the state behind it.
 pub struct Application {
@@ -65,11 +67,26 @@ async fn connect(settings: Settings) -> anyhow::Result<AppState> {
     let kv = Kv::connect(&settings.redis).await?;
     let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
     let sessions = Arc::new(Sessions::new(pool.clone(), kv.clone(), &settings.auth));
-    Ok(AppState { settings: Arc::new(settings), db: pool, kv, sessions, metrics })
+    let seckill = SeckillEngine::start(pool.clone(), &settings.seckill, metrics.clone()).await?;
+    Ok(AppState { settings: Arc::new(settings), db: pool, kv, sessions, metrics, seckill })
 }
 
 fn start_background_tasks(state: &AppState) {
     actix_web::rt::spawn(state.sessions.clone().listen_for_invalidations());
+    let sweep_every = Duration::from_millis(state.settings.seckill.expiry_sweep_interval_ms);
+    actix_web::rt::spawn(order::service::run_expiry_sweeper(
+        state.clone(),
+        state.seckill.clone(),
+        sweep_every,
+    ));
+    let engine = state.seckill.clone();
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(IDLE_BUCKET_TTL);
+        loop {
+            tick.tick().await;
+            engine.limiter.sweep(std::time::Instant::now());
+        }
+    });
 }
 
 fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {

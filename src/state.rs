@@ -8,6 +8,7 @@ use crate::auth::session::Sessions;
 use crate::config::Settings;
 use crate::kv::Kv;
 use crate::metrics::Metrics;
+use crate::seckill::engine::SeckillEngine;
 
 /// Shared handles of one running app. Cloning is cheap (all `Arc`s).
 #[derive(Clone)]
@@ -17,4 +18,5 @@ pub struct AppState {
     pub kv: Kv,
     pub sessions: Arc<Sessions>,
     pub metrics: Arc<Metrics>,
+    pub seckill: Arc<SeckillEngine>,
 }

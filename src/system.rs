@@ -49,5 +49,9 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     gauge("size", status.size);
     gauge("available", status.available);
     gauge("waiting", status.waiting);
+    state
+        .metrics
+        .writer_queue_depth
+        .set(i64::try_from(state.seckill.writer_queue_depth()).unwrap_or(i64::MAX));
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
 }

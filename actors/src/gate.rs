@@ -5,7 +5,7 @@
 //! loads, so a sold-out event costs the actor nothing however many shoppers
 //! keep pressing "buy".
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 
 /// Whether a buy request may go on to the stock actor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub struct EventGate {
     ends_at_ms: AtomicI64,
     opened_early: AtomicBool,
     closed: AtomicBool,
-    sold_out: AtomicBool,
+    remaining: AtomicU32,
 }
 
 impl EventGate {
@@ -39,7 +39,7 @@ impl EventGate {
             ends_at_ms: AtomicI64::new(ends_at_ms),
             opened_early: AtomicBool::new(false),
             closed: AtomicBool::new(false),
-            sold_out: AtomicBool::new(false),
+            remaining: AtomicU32::new(u32::MAX),
         }
     }
 
@@ -51,7 +51,7 @@ impl EventGate {
             && now_ms < self.starts_at_ms.load(Ordering::Acquire)
         {
             Admission::NotStarted
-        } else if self.sold_out.load(Ordering::Acquire) {
+        } else if self.remaining.load(Ordering::Acquire) == 0 {
             Admission::SoldOut
         } else {
             Admission::Go
@@ -73,9 +73,14 @@ impl EventGate {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Set by the stock actor when its stock reaches zero or returns.
-    pub fn set_sold_out(&self, sold_out: bool) {
-        self.sold_out.store(sold_out, Ordering::Release);
+    /// Published by the stock actor after every change: zero means sold out.
+    pub fn set_remaining(&self, remaining: u32) {
+        self.remaining.store(remaining, Ordering::Release);
+    }
+
+    /// Units not yet reserved, as last published by the stock actor.
+    pub fn remaining(&self) -> u32 {
+        self.remaining.load(Ordering::Acquire)
     }
 }
 
@@ -91,7 +96,7 @@ mod tests {
         assert_eq!(gate.admit(2_000), Admission::Ended);
         gate.open_now();
         assert_eq!(gate.admit(0), Admission::Go);
-        gate.set_sold_out(true);
+        gate.set_remaining(0);
         assert_eq!(gate.admit(1_500), Admission::SoldOut);
         gate.close();
         assert_eq!(gate.admit(1_500), Admission::Ended);

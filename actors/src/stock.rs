@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
+use dashmap::DashMap;
 use tokio::sync::oneshot;
 
 use crate::gate::{Admission, EventGate};
@@ -32,13 +33,18 @@ pub struct EventTerms {
     pub payment_window: Duration,
 }
 
+/// Idempotency keys of an event, `(user_id, key) -> order_no`. The actor
+/// writes it; the HTTP layer reads it to answer a retried request without a
+/// message or a query even after the sale is over.
+pub type KeyIndex = Arc<DashMap<(i64, String), String>>;
+
 /// The event's state as stored: what is left, who holds how many units in
 /// live orders, and the idempotency keys already used (with their orders).
 #[derive(Debug, Clone, Default)]
 pub struct StockSnapshot {
     pub remaining: u32,
     pub held_by_user: HashMap<i64, u32>,
-    pub orders_by_key: HashMap<(i64, String), String>,
+    pub orders_by_key: KeyIndex,
 }
 
 /// One reservation on its way to the database: an order to insert and the
@@ -158,7 +164,7 @@ impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> StockActor
         writer: WriterHandle<S>,
         mailbox_capacity: usize,
     ) -> Self {
-        gate.set_sold_out(state.remaining == 0);
+        gate.set_remaining(state.remaining);
         Self { terms, state, in_flight: 0, gate, writer, mailbox_capacity }
     }
 
@@ -169,9 +175,7 @@ impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> StockActor
             self.state.orders_by_key.insert(key, order_no.to_owned());
         }
         self.in_flight += 1;
-        if self.state.remaining == 0 {
-            self.gate.set_sold_out(true);
-        }
+        self.gate.set_remaining(self.state.remaining);
     }
 
     fn give_back(&mut self, user_id: i64, quantity: u32) {
@@ -182,9 +186,7 @@ impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> StockActor
                 self.state.held_by_user.remove(&user_id);
             }
         }
-        if self.state.remaining > 0 {
-            self.gate.set_sold_out(false);
-        }
+        self.gate.set_remaining(self.state.remaining);
     }
 
     fn check(&self, msg: &ReserveStock) -> Result<(), ReserveError> {
@@ -197,7 +199,7 @@ impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> StockActor
         }
         if let Some(key) = &msg.idempotency_key {
             if let Some(order_no) = self.state.orders_by_key.get(&(msg.user_id, key.clone())) {
-                return Err(ReserveError::DuplicateKey { order_no: Some(order_no.clone()) });
+                return Err(ReserveError::DuplicateKey { order_no: Some(order_no.value().clone()) });
             }
         }
         if msg.quantity > self.state.remaining {

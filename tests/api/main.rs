@@ -4,4 +4,5 @@
 
 mod account;
 mod helpers;
+mod seckill;
 mod system;
