@@ -159,6 +159,16 @@ pub async fn spawn_app_with(settings: Settings, db_name: String) -> TestApp {
     TestApp { address, settings, db, http, db_name }
 }
 
+impl TestApp {
+    /// A client for a server running elsewhere (e.g. a child process) on
+    /// the database of `fresh_settings`; the database is still dropped at the end.
+    pub fn attach(settings: Settings, db_name: String, address: String) -> TestApp {
+        let db = rs_cms::db::create_pool(&settings.database).expect("pool");
+        let http = awc::Client::builder().timeout(std::time::Duration::from_secs(30)).finish();
+        TestApp { address, settings, db, http, db_name }
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         let settings = self.settings.clone();

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod account;
+mod crash;
 mod helpers;
 mod seckill;
 mod system;
