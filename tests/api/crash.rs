@@ -26,7 +26,7 @@ fn free_port() -> u16 {
 
 async fn start_server(app: &TestApp, port: u16) -> Server {
     let config_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let child = Command::new(env!("CARGO_BIN_EXE_rs-cms"))
+    let server = Command::new(env!("CARGO_BIN_EXE_rs-cms"))
         .env("RSCMS_CONFIG_DIR", config_dir)
         .env("RSCMS_ENV", "test")
         .env("RSCMS__SERVER__PORT", port.to_string())
@@ -35,11 +35,12 @@ async fn start_server(app: &TestApp, port: u16) -> Server {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Server)
         .expect("start rs-cms");
     for _ in 0..200 {
         if let Ok(res) = app.http.get(format!("{}/readyz", app.address)).send().await {
             if res.status() == 200 {
-                return Server(child);
+                return server;
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
