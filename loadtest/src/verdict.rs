@@ -157,8 +157,11 @@ fn checks(
     let expected = available.min(asked);
     // A sold-out answer for q units means fewer than q were left.
     let stock_exhausted_ok = if observed.sold_out > 0 { available - sold < q } else { sold <= available };
-    let slack =
-        if q > 1 { format!(" (quantity {q}: up to {} may stay unsold)", q - 1) } else { String::new() };
+    let slack = if q > 1 && observed.sold_out > 0 {
+        format!(" (quantity {q}: up to {} may stay unsold)", q - 1)
+    } else {
+        String::new()
+    };
 
     let missing: Vec<&str> = observed
         .acks
