@@ -168,6 +168,18 @@ impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> StockActor
         Self { terms, state, in_flight: 0, gate, writer, mailbox_capacity }
     }
 
+    /// Starts the actor on `arbiter` with its bounded mailbox in force from
+    /// the first message (`Actor::start` would apply the capacity only once
+    /// the actor runs, letting an opening burst hit the default of 16).
+    pub fn start_on(self, arbiter: &ArbiterHandle) -> Addr<Self> {
+        let (sender, receiver) = actix::dev::channel::channel(self.mailbox_capacity);
+        let addr = Addr::new(sender);
+        arbiter.spawn_fn(move || {
+            let _ = Context::with_receiver(receiver).run(self);
+        });
+        addr
+    }
+
     fn take(&mut self, user_id: i64, quantity: u32, key: Option<(i64, String)>, order_no: &str) {
         self.state.remaining -= quantity;
         *self.state.held_by_user.entry(user_id).or_default() += quantity;

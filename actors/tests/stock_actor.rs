@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use actix::Actor;
 use actors::gate::{Admission, EventGate};
 use actors::stock::{
     EventTerms, ReleaseStock, Reservation, ReservationOutcome, ReserveError, ReserveStock, StockActor,
@@ -58,7 +57,8 @@ fn start(
     );
     let gate = Arc::new(EventGate::new(0, i64::MAX));
     let snapshot = StockSnapshot { remaining: stock, ..Default::default() };
-    let actor = StockActor::new(terms(limit), snapshot, gate.clone(), writer, 100_000).start();
+    let actor = StockActor::new(terms(limit), snapshot, gate.clone(), writer, 100_000)
+        .start_on(&actix::Arbiter::current());
     (actor, gate)
 }
 

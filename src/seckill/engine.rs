@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr, ArbiterHandle};
+use actix::{Addr, ArbiterHandle};
 use actors::gate::EventGate;
 use actors::stock::{EventTerms, KeyIndex, ReleaseStock, StockActor};
 use actors::writer::{spawn_writer, BatchReport, WriterConfig, WriterHandle};
@@ -133,11 +133,8 @@ impl SeckillEngine {
         };
         let keys = snapshot.orders_by_key.clone();
         let actor_gate = gate.clone();
-        let writer = self.writer.clone();
-        let capacity = self.mailbox_capacity;
-        let actor = StockActor::start_in_arbiter(&self.actors_home, move |_| {
-            StockActor::new(terms, snapshot, actor_gate, writer, capacity)
-        });
+        let actor = StockActor::new(terms, snapshot, actor_gate, self.writer.clone(), self.mailbox_capacity)
+            .start_on(&self.actors_home);
         let live = Arc::new(LiveEvent { event, actor, gate, keys, rejections: Rejections::default() });
         self.events.insert(live.event.id, live.clone());
         Ok(live)
