@@ -30,7 +30,12 @@ fn reserve_many(n: u64) -> Duration {
     actix::System::new().block_on(async move {
         let writer = spawn_writer(
             InstantStore,
-            WriterConfig { max_rows: 512, max_delay: Duration::ZERO, queue_capacity: 1 << 20 },
+            WriterConfig {
+                max_rows: 512,
+                max_delay: Duration::ZERO,
+                queue_capacity: 1 << 20,
+                max_in_flight: 1,
+            },
             Arc::new(|_| {}),
         );
         let terms = EventTerms {

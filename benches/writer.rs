@@ -61,6 +61,7 @@ fn bench(c: &mut Criterion) {
                             max_rows: 512,
                             max_delay: Duration::from_millis(1),
                             queue_capacity: 1 << 16,
+                            max_in_flight: 4,
                         },
                         Arc::new(|_| {}),
                     );

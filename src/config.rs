@@ -89,6 +89,8 @@ pub struct SeckillSettings {
     pub batch_max_rows: usize,
     pub batch_max_delay_us: u64,
     pub writer_queue_capacity: usize,
+    /// Batches written at the same time, each on its own connection.
+    pub writer_max_in_flight: usize,
     pub actor_mailbox_capacity: usize,
     pub reserve_timeout_ms: u64,
     pub user_rate_per_sec: u32,

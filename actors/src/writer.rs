@@ -8,6 +8,10 @@
 //! one fills up, so batches grow with load and the cost of a commit (its
 //! fsync above all) is shared by everyone in it.
 //!
+//! Up to `max_in_flight` batches are written at the same time (each on its
+//! own connection), so the database's cores share the work and one slow
+//! fsync does not stall everyone.
+//!
 //! A full queue is refused at once ([`WriteError::Overloaded`]) rather than
 //! queued without bound; a failed commit fails every item of its batch
 //! ([`WriteError::Failed`]) so the callers can undo and report it.
@@ -16,7 +20,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 /// Persists batches. Implemented by the server over Postgres; tests and
 /// benches use in-memory stores.
@@ -57,6 +61,8 @@ pub struct WriterConfig {
     pub max_delay: Duration,
     /// Items that may wait for the writer before new ones are refused.
     pub queue_capacity: usize,
+    /// Batches being written at the same time.
+    pub max_in_flight: usize,
 }
 
 /// What one batch did, for metrics.
@@ -124,38 +130,55 @@ async fn run<S: BatchStore>(
     config: WriterConfig,
     on_batch: Arc<dyn Fn(BatchReport) + Send + Sync>,
 ) {
+    let store = Arc::new(store);
     let max_rows = config.max_rows.max(1);
-    let mut batch: Vec<Pending<S>> = Vec::with_capacity(max_rows);
-    while let Some(first) = receiver.recv().await {
+    let slots = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
+    loop {
+        // Wait for a free slot first: meanwhile the queue fills the next batch.
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let Some(first) = receiver.recv().await else { return };
+        let mut batch = Vec::with_capacity(max_rows);
         batch.push(first);
         gather(&mut receiver, &mut batch, max_rows, config.max_delay).await;
-        let (items, replies): (Vec<S::Item>, Vec<Reply<S>>) =
-            batch.drain(..).map(|p| (p.item, p.reply)).unzip();
-        let started = Instant::now();
-        let result = store.write_batch(&items).await;
-        let elapsed = started.elapsed();
-        match result {
-            Ok(outcomes) if outcomes.len() == replies.len() => {
-                on_batch(BatchReport { rows: items.len(), elapsed, committed: true });
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
-                }
+        let (store, on_batch) = (store.clone(), on_batch.clone());
+        tokio::spawn(async move {
+            commit(&*store, batch, &*on_batch).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Writes one batch and answers each of its callers.
+async fn commit<S: BatchStore>(
+    store: &S,
+    batch: Vec<Pending<S>>,
+    on_batch: &(dyn Fn(BatchReport) + Send + Sync),
+) {
+    let (items, replies): (Vec<S::Item>, Vec<Reply<S>>) =
+        batch.into_iter().map(|p| (p.item, p.reply)).unzip();
+    let started = Instant::now();
+    let result = store.write_batch(&items).await;
+    let elapsed = started.elapsed();
+    match result {
+        Ok(outcomes) if outcomes.len() == replies.len() => {
+            on_batch(BatchReport { rows: items.len(), elapsed, committed: true });
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
             }
-            Ok(outcomes) => {
-                // A store bug, not a database failure; the batch did commit, so
-                // callers must not undo. Fail loudly in the log and to callers.
-                tracing::error!(
-                    items = items.len(),
-                    outcomes = outcomes.len(),
-                    "store returned wrong outcome count"
-                );
-                fail_all(replies, "store returned a wrong outcome count");
-            }
-            Err(error) => {
-                tracing::warn!(rows = items.len(), %error, "group commit failed");
-                on_batch(BatchReport { rows: items.len(), elapsed, committed: false });
-                fail_all(replies, &error);
-            }
+        }
+        Ok(outcomes) => {
+            // A store bug, not a database failure: fail loudly in the log and to callers.
+            tracing::error!(
+                items = items.len(),
+                outcomes = outcomes.len(),
+                "store returned wrong outcome count"
+            );
+            fail_all(replies, "store returned a wrong outcome count");
+        }
+        Err(error) => {
+            tracing::warn!(rows = items.len(), %error, "group commit failed");
+            on_batch(BatchReport { rows: items.len(), elapsed, committed: false });
+            fail_all(replies, &error);
         }
     }
 }
@@ -221,7 +244,7 @@ mod tests {
     }
 
     fn config(max_rows: usize, queue_capacity: usize) -> WriterConfig {
-        WriterConfig { max_rows, max_delay: Duration::from_millis(1), queue_capacity }
+        WriterConfig { max_rows, max_delay: Duration::from_millis(1), queue_capacity, max_in_flight: 2 }
     }
 
     #[tokio::test]

@@ -52,7 +52,12 @@ fn start(
 ) -> (actix::Addr<StockActor<MemoryStore>>, Arc<EventGate>) {
     let writer = spawn_writer(
         store,
-        WriterConfig { max_rows: 128, max_delay: Duration::from_millis(1), queue_capacity: 100_000 },
+        WriterConfig {
+            max_rows: 128,
+            max_delay: Duration::from_millis(1),
+            queue_capacity: 100_000,
+            max_in_flight: 2,
+        },
         Arc::new(|_| {}),
     );
     let gate = Arc::new(EventGate::new(0, i64::MAX));

@@ -90,6 +90,7 @@ impl SeckillEngine {
                 max_rows: settings.batch_max_rows,
                 max_delay: Duration::from_micros(settings.batch_max_delay_us),
                 queue_capacity: settings.writer_queue_capacity,
+                max_in_flight: settings.writer_max_in_flight,
             },
             on_batch,
         );
