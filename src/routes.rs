@@ -4,13 +4,18 @@
 use actix_web::web;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::{account, openapi, system};
+use crate::{account, admin, audit, blacklist, menu, openapi, rbac, system};
 
 /// Mounts every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     system::configure(cfg);
     openapi::configure(cfg);
     account::handlers::configure(cfg);
+    audit::handlers::configure(cfg);
+    blacklist::handlers::configure(cfg);
+    rbac::handlers::configure(cfg);
+    menu::handlers::configure(cfg);
+    admin::handlers::configure(cfg);
 }
 
 /// JSON 404 for every unknown path.

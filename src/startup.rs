@@ -12,12 +12,13 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 
 use crate::auth::session::Sessions;
+use crate::blacklist::Blacklist;
 use crate::config::Settings;
 use crate::error::extractors;
 use crate::kv::Kv;
 use crate::metrics::Metrics;
 use crate::state::AppState;
-use crate::{account, db, routes, telemetry};
+use crate::{account, blacklist, db, routes, telemetry};
 
 /// A bound, not yet running server and the state behind it.
 pub struct Application {
@@ -65,11 +66,16 @@ async fn connect(settings: Settings) -> anyhow::Result<AppState> {
     let kv = Kv::connect(&settings.redis).await?;
     let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
     let sessions = Arc::new(Sessions::new(pool.clone(), kv.clone(), &settings.auth));
-    Ok(AppState { settings: Arc::new(settings), db: pool, kv, sessions, metrics })
+    let blacklist = Arc::new(Blacklist::new(pool.clone(), kv.clone()));
+    blacklist.reload().await.map_err(|e| anyhow::anyhow!("cannot load the blacklist: {e}"))?;
+    Ok(AppState { settings: Arc::new(settings), db: pool, kv, sessions, blacklist, metrics })
 }
 
 fn start_background_tasks(state: &AppState) {
     actix_web::rt::spawn(state.sessions.clone().listen_for_invalidations());
+    actix_web::rt::spawn(state.blacklist.clone().listen_for_changes());
+    let every = Duration::from_secs(state.settings.blacklist.refresh_secs);
+    actix_web::rt::spawn(state.blacklist.clone().refresh_periodically(every));
 }
 
 fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
@@ -87,6 +93,8 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
             .app_data(extractors::json_config())
             .app_data(extractors::query_config())
             .app_data(extractors::path_config())
+            // Outermost last: telemetry sees (and counts) blacklist refusals too.
+            .wrap(from_fn(blacklist::guard))
             .wrap(from_fn(telemetry::observe))
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
