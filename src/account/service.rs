@@ -125,6 +125,10 @@ pub const NICKNAME_MAX_CHARS: usize = 32;
 /// Longest avatar URL.
 pub const AVATAR_URL_MAX_CHARS: usize = 512;
 
+/// Phone number length bounds.
+const PHONE_MIN_CHARS: usize = 5;
+const PHONE_MAX_CHARS: usize = 20;
+
 /// Checks a profile change, reporting every bad field at once.
 pub fn validate_profile(patch: &ProfilePatch) -> ApiResult<()> {
     let mut v = Validator::new();
@@ -141,8 +145,8 @@ pub fn validate_profile(patch: &ProfilePatch) -> ApiResult<()> {
         v.check("gender", matches!(gender.as_str(), "male" | "female" | "unknown"), "invalid_value");
     }
     if let Some(Some(phone)) = &patch.phone {
-        v.length("phone", phone, 5, 20);
-        if !phone.is_empty() {
+        v.length("phone", phone, PHONE_MIN_CHARS, PHONE_MAX_CHARS);
+        if (PHONE_MIN_CHARS..=PHONE_MAX_CHARS).contains(&phone.chars().count()) {
             v.check("phone", validate::is_phone(phone), "invalid_format");
         }
     }

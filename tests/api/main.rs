@@ -3,5 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod account;
+mod admin;
+mod audit;
+mod blacklist;
 mod helpers;
+mod menu;
+mod profile;
+mod rbac;
 mod system;
