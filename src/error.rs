@@ -51,6 +51,8 @@ error_codes! {
     ValidationFailed     => (422, "validation_failed", "some fields are invalid"),
     Unauthenticated      => (401, "unauthenticated", "a valid bearer token is required"),
     InvalidCredentials   => (401, "invalid_credentials", "wrong username, email or password"),
+    WrongPassword        => (403, "wrong_password", "the current password is wrong"),
+    InvalidToken         => (422, "invalid_token", "the token is unknown, expired or already used"),
     Forbidden            => (403, "forbidden", "you lack the permission for this action"),
     AccountFrozen        => (403, "account_frozen", "this account is frozen"),
     Blacklisted          => (403, "blacklisted", "access denied"),

@@ -9,21 +9,30 @@
 //! - [`db`], [`kv`]: Postgres pool and migrations; Redis with key prefix.
 //! - [`auth`]: sessions, password hashing, typed permission extractors.
 //! - [`account`], [`system`]: accounts; health, readiness, metrics.
+//! - [`blacklist`]: the in-memory IP/account blacklist and its middleware.
+//! - [`rbac`]: roles, groups and grants; [`menu`]: the admin menu tree.
+//! - [`admin`]: admin and member management.
+//! - [`audit`]: the log of admin actions; [`page`]: shared pagination.
 //! - [`seckill`], [`order`]: the flash-sale engine and its orders.
 //!
 //! Each domain is split into `handlers` (extract, authorise, call, respond),
 //! `service` (rules, transactions, actor calls) and `store` (SQL only).
 
 pub mod account;
+pub mod admin;
+pub mod audit;
 pub mod auth;
+pub mod blacklist;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod kv;
+pub mod menu;
 pub mod metrics;
 pub mod openapi;
 pub mod order;
-pub mod pagination;
+pub mod page;
+pub mod rbac;
 pub mod routes;
 pub mod seckill;
 pub mod startup;

@@ -5,7 +5,7 @@ use actix_web::{get, web, HttpResponse};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{account, error, order, seckill, system};
+use crate::{account, admin, audit, blacklist, error, menu, order, rbac, seckill, system};
 
 /// The API document.
 #[derive(OpenApi)]
@@ -16,7 +16,23 @@ use crate::{account, error, order, seckill, system};
         system::healthz, system::readyz, system::metrics,
         account::handlers::register, account::handlers::login, account::handlers::logout,
         account::handlers::logout_all, account::handlers::get_me, account::handlers::list_sessions,
-        account::handlers::revoke_session,
+        account::handlers::revoke_session, account::handlers::update_me, account::handlers::change_password,
+        account::handlers::request_email_verification, account::handlers::verify_email,
+        menu::handlers::my_menus, menu::handlers::check_permission,
+        menu::handlers::list_menus, menu::handlers::get_menu, menu::handlers::create_menu,
+        menu::handlers::update_menu, menu::handlers::delete_menu,
+        rbac::handlers::list_permissions, rbac::handlers::list_roles, rbac::handlers::create_role,
+        rbac::handlers::update_role, rbac::handlers::delete_role, rbac::handlers::grant_user_role,
+        rbac::handlers::revoke_user_role, rbac::handlers::list_groups, rbac::handlers::create_group,
+        rbac::handlers::update_group, rbac::handlers::delete_group, rbac::handlers::list_group_members,
+        rbac::handlers::add_group_member, rbac::handlers::remove_group_member,
+        rbac::handlers::grant_group_role, rbac::handlers::revoke_group_role,
+        admin::handlers::list_admins, admin::handlers::add_admin, admin::handlers::update_admin,
+        admin::handlers::delete_admin, admin::handlers::list_members, admin::handlers::get_member,
+        admin::handlers::update_member, admin::handlers::freeze_member, admin::handlers::unfreeze_member,
+        blacklist::handlers::list_blacklist, blacklist::handlers::add_blacklist,
+        blacklist::handlers::remove_blacklist,
+        audit::handlers::list_audit_log,
         seckill::handlers::create_event, seckill::handlers::open_event, seckill::handlers::close_event,
         seckill::handlers::event_stats, seckill::handlers::list_events, seckill::handlers::get_event,
         seckill::handlers::get_purchase_token, seckill::handlers::create_seckill_order,

@@ -4,13 +4,18 @@
 use actix_web::web;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::{account, openapi, order, seckill, system};
+use crate::{account, admin, audit, blacklist, menu, openapi, order, rbac, seckill, system};
 
 /// Mounts every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     system::configure(cfg);
     openapi::configure(cfg);
     account::handlers::configure(cfg);
+    audit::handlers::configure(cfg);
+    blacklist::handlers::configure(cfg);
+    rbac::handlers::configure(cfg);
+    menu::handlers::configure(cfg);
+    admin::handlers::configure(cfg);
     seckill::handlers::configure(cfg);
     seckill::naive::configure(cfg);
     order::handlers::configure(cfg);

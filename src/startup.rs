@@ -12,6 +12,7 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 
 use crate::auth::session::Sessions;
+use crate::blacklist::Blacklist;
 use crate::config::Settings;
 use crate::error::extractors;
 use crate::kv::Kv;
@@ -19,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::seckill::engine::SeckillEngine;
 use crate::seckill::ratelimit::IDLE_BUCKET_TTL;
 use crate::state::AppState;
-use crate::{account, db, order, routes, telemetry};
+use crate::{account, blacklist, db, order, routes, telemetry};
 
 /// A bound, not yet running server and the state behind it.
 pub struct Application {
@@ -67,12 +68,17 @@ async fn connect(settings: Settings) -> anyhow::Result<AppState> {
     let kv = Kv::connect(&settings.redis).await?;
     let metrics = Arc::new(Metrics::new().context("cannot register metrics")?);
     let sessions = Arc::new(Sessions::new(pool.clone(), kv.clone(), &settings.auth));
+    let blacklist = Arc::new(Blacklist::new(pool.clone(), kv.clone()));
+    blacklist.reload().await.map_err(|e| anyhow::anyhow!("cannot load the blacklist: {e}"))?;
     let seckill = SeckillEngine::start(pool.clone(), &settings.seckill, metrics.clone()).await?;
-    Ok(AppState { settings: Arc::new(settings), db: pool, kv, sessions, metrics, seckill })
+    Ok(AppState { settings: Arc::new(settings), db: pool, kv, sessions, blacklist, metrics, seckill })
 }
 
 fn start_background_tasks(state: &AppState) {
     actix_web::rt::spawn(state.sessions.clone().listen_for_invalidations());
+    actix_web::rt::spawn(state.blacklist.clone().listen_for_changes());
+    let every = Duration::from_secs(state.settings.blacklist.refresh_secs);
+    actix_web::rt::spawn(state.blacklist.clone().refresh_periodically(every));
     let sweep_every = Duration::from_millis(state.settings.seckill.expiry_sweep_interval_ms);
     actix_web::rt::spawn(order::service::run_expiry_sweeper(
         state.clone(),
@@ -104,6 +110,8 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
             .app_data(extractors::json_config())
             .app_data(extractors::query_config())
             .app_data(extractors::path_config())
+            // Outermost last: telemetry sees (and counts) blacklist refusals too.
+            .wrap(from_fn(blacklist::guard))
             .wrap(from_fn(telemetry::observe))
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))

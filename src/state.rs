@@ -5,6 +5,7 @@ use std::sync::Arc;
 use deadpool_postgres::Pool;
 
 use crate::auth::session::Sessions;
+use crate::blacklist::Blacklist;
 use crate::config::Settings;
 use crate::kv::Kv;
 use crate::metrics::Metrics;
@@ -17,6 +18,8 @@ pub struct AppState {
     pub db: Pool,
     pub kv: Kv,
     pub sessions: Arc<Sessions>,
+    /// The in-memory blacklist every request is checked against.
+    pub blacklist: Arc<Blacklist>,
     pub metrics: Arc<Metrics>,
     pub seckill: Arc<SeckillEngine>,
 }

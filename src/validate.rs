@@ -70,3 +70,21 @@ pub fn is_username(value: &str) -> bool {
 pub fn is_http_url(value: &str) -> bool {
     (value.starts_with("https://") || value.starts_with("http://")) && !value.contains(char::is_whitespace)
 }
+
+/// Serde helper for PATCH bodies: tells an absent field (`None`) from an
+/// explicit `null` (`Some(None)`, which clears the value). Use with
+/// `#[serde(default, deserialize_with = "validate::nullable")]`.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
+/// Phone numbers: 5-20 characters of digits, spaces, `+`, `-`, `(`, `)`,
+/// with at least five digits.
+pub fn is_phone(value: &str) -> bool {
+    value.chars().all(|c| c.is_ascii_digit() || matches!(c, ' ' | '+' | '-' | '(' | ')'))
+        && value.chars().filter(char::is_ascii_digit).count() >= 5
+}

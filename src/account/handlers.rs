@@ -1,16 +1,17 @@
 //! HTTP endpoints of accounts and sessions.
 
-use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::service::{self, LoginAttempt};
-use super::store::{self, UserRow};
+use super::store::{self, ProfilePatch, UserRow};
 use crate::auth::session::SessionInfo;
 use crate::auth::{AuthUser, ClientIp};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::state::AppState;
+use crate::validate;
 
 /// Mounts the account routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -20,7 +21,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(logout_all)
         .service(get_me)
         .service(list_sessions)
-        .service(revoke_session);
+        .service(revoke_session)
+        .service(update_me)
+        .service(change_password)
+        .service(request_email_verification)
+        .service(verify_email);
 }
 
 /// Registration request.
@@ -186,4 +191,108 @@ pub async fn revoke_session(
         return Err(ApiError::new(ErrorCode::NotFound).with_message("no such session"));
     }
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// A profile change. Absent fields stay; `null` clears a nullable field.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileUpdate {
+    /// 1-32 characters, or null.
+    #[serde(default, deserialize_with = "validate::nullable")]
+    #[schema(value_type = Option<String>)]
+    pub nickname: Option<Option<String>>,
+    /// An http(s) URL of at most 512 characters, or null.
+    #[serde(default, deserialize_with = "validate::nullable")]
+    #[schema(value_type = Option<String>)]
+    pub avatar_url: Option<Option<String>>,
+    /// `male`, `female` or `unknown`.
+    pub gender: Option<String>,
+    /// 5-20 characters: digits, spaces, `+`, `-`, parentheses; or null.
+    #[serde(default, deserialize_with = "validate::nullable")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
+}
+
+impl From<ProfileUpdate> for ProfilePatch {
+    fn from(body: ProfileUpdate) -> Self {
+        Self { nickname: body.nickname, avatar_url: body.avatar_url, gender: body.gender, phone: body.phone }
+    }
+}
+
+/// Changes the caller's profile.
+#[utoipa::path(patch, path = "/api/me", tag = "account", security(("bearer" = [])), request_body = ProfileUpdate,
+    responses(
+    (status = 200, body = UserView),
+    (status = 401, body = ErrorBody),
+    (status = 422, description = "`validation_failed` per field, or `invalid_body`", body = ErrorBody)))]
+#[patch("/api/me")]
+pub async fn update_me(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<ProfileUpdate>,
+) -> ApiResult<HttpResponse> {
+    let row = service::update_profile(&state, user.user_id, &body.into_inner().into()).await?;
+    Ok(HttpResponse::Ok().json(UserView::from(row)))
+}
+
+/// Password change request.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    /// 8-128 characters, not only letters.
+    pub new_password: String,
+}
+
+/// Changes the caller's password; every other session of the account ends.
+#[utoipa::path(post, path = "/api/me/password", tag = "account", security(("bearer" = [])),
+    request_body = ChangePasswordRequest, responses(
+    (status = 204),
+    (status = 401, body = ErrorBody),
+    (status = 403, description = "`wrong_password`", body = ErrorBody),
+    (status = 422, description = "`validation_failed` (new_password) or `invalid_body`", body = ErrorBody)))]
+#[post("/api/me/password")]
+pub async fn change_password(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<ChangePasswordRequest>,
+) -> ApiResult<HttpResponse> {
+    let ChangePasswordRequest { current_password, new_password } = body.into_inner();
+    service::change_password(&state, &user, current_password, new_password).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Queues a new verification mail to the caller's email.
+#[utoipa::path(post, path = "/api/me/email-verification", tag = "account", security(("bearer" = [])),
+    responses(
+    (status = 202, description = "the mail is queued"),
+    (status = 401, body = ErrorBody),
+    (status = 409, description = "`invalid_state`: already verified", body = ErrorBody)))]
+#[post("/api/me/email-verification")]
+pub async fn request_email_verification(
+    state: web::Data<AppState>,
+    user: AuthUser,
+) -> ApiResult<HttpResponse> {
+    service::request_email_verification(&state, user.user_id).await?;
+    Ok(HttpResponse::Accepted().finish())
+}
+
+/// Email verification request: the token from the mail.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEmailRequest {
+    pub token: String,
+}
+
+/// Verifies an email with the mailed token; the account becomes active.
+#[utoipa::path(post, path = "/api/auth/verify-email", tag = "auth", request_body = VerifyEmailRequest, responses(
+    (status = 200, body = UserView),
+    (status = 422, description = "`invalid_token` (unknown, expired or used) or `invalid_body`", body = ErrorBody)))]
+#[post("/api/auth/verify-email")]
+pub async fn verify_email(
+    state: web::Data<AppState>,
+    body: web::Json<VerifyEmailRequest>,
+) -> ApiResult<HttpResponse> {
+    let user = service::verify_email(&state, body.token.trim()).await?;
+    Ok(HttpResponse::Ok().json(UserView::from(user)))
 }

@@ -1,11 +1,15 @@
 //! Account rules: field validation, registration, login with throttling.
 
-use deadpool_postgres::Pool;
+use chrono::Utc;
+use deadpool_postgres::{GenericClient, Pool};
+use rand::RngCore;
 use redis::AsyncCommands;
+use serde_json::json;
 
-use super::store::{self, InsertUserError, UserRow};
+use super::store::{self, InsertUserError, ProfilePatch, UserRow};
 use crate::auth::password;
-use crate::auth::session::NewSession;
+use crate::auth::session::{token_id, NewSession};
+use crate::auth::Principal;
 use crate::config::AuthSettings;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
@@ -41,6 +45,121 @@ pub fn validate_password(v: &mut Validator, field: &str, password: &str) {
     }
 }
 
+/// Creates a verification token for the account's current email and queues
+/// the mail carrying it. Only the token's hash is kept.
+async fn queue_verification_mail(
+    client: &impl GenericClient,
+    settings: &AuthSettings,
+    user: &UserRow,
+) -> ApiResult<()> {
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let token = hex::encode(raw);
+    let ttl = i64::try_from(settings.email_token_ttl_secs).unwrap_or(i64::MAX);
+    let expires_at = Utc::now() + chrono::Duration::seconds(ttl);
+    store::insert_email_token(client, &token_id(&token), user.id, &user.email, expires_at).await?;
+    let payload = json!({"username": user.username, "token": token, "expires_at": expires_at});
+    store::insert_outbox(client, user.id, &user.email, "verify_email", &payload).await?;
+    Ok(())
+}
+
+/// Sends (queues) a new verification mail; refused once the email is verified.
+pub async fn request_email_verification(state: &AppState, user_id: i64) -> ApiResult<()> {
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    let user = store::find_user(&tx, user_id).await?.ok_or(ApiError::new(ErrorCode::Unauthenticated))?;
+    if user.email_verified_at.is_some() {
+        return Err(ApiError::new(ErrorCode::InvalidState).with_message("the email is already verified"));
+    }
+    queue_verification_mail(&tx, &state.settings.auth, &user).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Longest token accepted by verification (ours are 64 hex characters).
+const EMAIL_TOKEN_MAX_CHARS: usize = 128;
+
+/// Redeems a verification token: the email becomes verified and an
+/// `unverified` account becomes `active`.
+pub async fn verify_email(state: &AppState, token: &str) -> ApiResult<UserRow> {
+    if token.is_empty() || token.len() > EMAIL_TOKEN_MAX_CHARS {
+        return Err(ErrorCode::InvalidToken.into());
+    }
+    let client = state.db.get().await?;
+    let user = store::consume_email_token(&client, &token_id(token))
+        .await?
+        .ok_or(ApiError::new(ErrorCode::InvalidToken))?;
+    state.sessions.refresh_user(user.id).await?;
+    Ok(user)
+}
+
+/// Changes the caller's password after checking the current one, then
+/// ends every other session of the account (this one stays).
+pub async fn change_password(
+    state: &AppState,
+    user: &Principal,
+    current_password: String,
+    new_password: String,
+) -> ApiResult<()> {
+    let mut v = Validator::new();
+    validate_password(&mut v, "new_password", &new_password);
+    v.finish()?;
+    if current_password.chars().count() > PASSWORD_MAX_CHARS {
+        return Err(ErrorCode::WrongPassword.into());
+    }
+    let client = state.db.get().await?;
+    let stored = store::find_password_hash(&client, user.user_id)
+        .await?
+        .ok_or(ApiError::new(ErrorCode::Unauthenticated))?;
+    if !password::verify(current_password, stored).await? {
+        return Err(ErrorCode::WrongPassword.into());
+    }
+    let hash = password::hash(&state.settings.auth, new_password).await?;
+    store::set_password_hash(&client, user.user_id, &hash).await?;
+    state.sessions.revoke_all(user.user_id, Some(&user.session_id)).await?;
+    Ok(())
+}
+
+/// Longest nickname.
+pub const NICKNAME_MAX_CHARS: usize = 32;
+/// Longest avatar URL.
+pub const AVATAR_URL_MAX_CHARS: usize = 512;
+
+/// Phone number length bounds.
+const PHONE_MIN_CHARS: usize = 5;
+const PHONE_MAX_CHARS: usize = 20;
+
+/// Checks a profile change, reporting every bad field at once.
+pub fn validate_profile(patch: &ProfilePatch) -> ApiResult<()> {
+    let mut v = Validator::new();
+    if let Some(Some(nickname)) = &patch.nickname {
+        v.length("nickname", nickname, 1, NICKNAME_MAX_CHARS);
+    }
+    if let Some(Some(url)) = &patch.avatar_url {
+        v.length("avatar_url", url, 1, AVATAR_URL_MAX_CHARS);
+        if !url.is_empty() {
+            v.check("avatar_url", validate::is_http_url(url), "invalid_format");
+        }
+    }
+    if let Some(gender) = &patch.gender {
+        v.check("gender", matches!(gender.as_str(), "male" | "female" | "unknown"), "invalid_value");
+    }
+    if let Some(Some(phone)) = &patch.phone {
+        v.length("phone", phone, PHONE_MIN_CHARS, PHONE_MAX_CHARS);
+        if (PHONE_MIN_CHARS..=PHONE_MAX_CHARS).contains(&phone.chars().count()) {
+            v.check("phone", validate::is_phone(phone), "invalid_format");
+        }
+    }
+    v.finish()
+}
+
+/// Changes the caller's own profile.
+pub async fn update_profile(state: &AppState, user_id: i64, patch: &ProfilePatch) -> ApiResult<UserRow> {
+    validate_profile(patch)?;
+    let client = state.db.get().await?;
+    store::update_profile(&client, user_id, patch).await?.ok_or(ApiError::new(ErrorCode::Unauthenticated))
+}
+
 /// Registers a member account (status `unverified`).
 pub async fn register(state: &AppState, username: &str, email: &str, password: String) -> ApiResult<UserRow> {
     validate_registration(username, email, &password)?;
@@ -49,11 +168,13 @@ pub async fn register(state: &AppState, username: &str, email: &str, password: S
     let tx = client.transaction().await?;
     let user = store::insert_user(&tx, username, email, &hash, "unverified").await.map_err(insert_error)?;
     store::grant_role(&tx, user.id, "member").await?;
+    queue_verification_mail(&tx, &state.settings.auth, &user).await?;
     tx.commit().await?;
     Ok(user)
 }
 
-fn insert_error(err: InsertUserError) -> ApiError {
+/// Maps a refused user insert to its API error.
+pub fn insert_error(err: InsertUserError) -> ApiError {
     match err {
         InsertUserError::UsernameTaken => ErrorCode::UsernameTaken.into(),
         InsertUserError::EmailTaken => ErrorCode::EmailTaken.into(),
@@ -134,6 +255,9 @@ pub async fn login(state: &AppState, attempt: LoginAttempt<'_>) -> ApiResult<(Ne
     };
     if credentials.status == "frozen" {
         return Err(ErrorCode::AccountFrozen.into());
+    }
+    if state.blacklist.account_blocked(credentials.id) {
+        return Err(ErrorCode::Blacklisted.into());
     }
     let _: () = conn.del(&account_key).await?;
     let session = state.sessions.create(credentials.id, &attempt.ip, attempt.user_agent).await?;

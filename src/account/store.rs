@@ -176,3 +176,157 @@ pub async fn find_id_by_username(
     let stmt = client.prepare_cached("SELECT id FROM users WHERE lower(username) = lower($1)").await?;
     client.query_opt(&stmt, &[&username]).await?.map(|row| row.try_get(0)).transpose()
 }
+
+/// The stored password hash of a user, for a password change.
+pub async fn find_password_hash(
+    client: &impl GenericClient,
+    user_id: i64,
+) -> Result<Option<String>, tokio_postgres::Error> {
+    let stmt = client.prepare_cached("SELECT password_hash FROM users WHERE id = $1").await?;
+    client.query_opt(&stmt, &[&user_id]).await?.map(|row| row.try_get(0)).transpose()
+}
+
+/// Replaces a user's password hash.
+pub async fn set_password_hash(
+    client: &impl GenericClient,
+    user_id: i64,
+    password_hash: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
+        .await?;
+    client.execute(&stmt, &[&user_id, &password_hash]).await?;
+    Ok(())
+}
+
+/// A partial profile change: `None` keeps a field, `Some(None)` clears it.
+#[derive(Debug, Default)]
+pub struct ProfilePatch {
+    pub nickname: Option<Option<String>>,
+    pub avatar_url: Option<Option<String>>,
+    pub gender: Option<String>,
+    pub phone: Option<Option<String>>,
+}
+
+/// Applies a profile change; `None` when the user does not exist.
+pub async fn update_profile(
+    client: &impl GenericClient,
+    user_id: i64,
+    patch: &ProfilePatch,
+) -> Result<Option<UserRow>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "UPDATE users SET
+                 nickname = CASE WHEN $2 THEN $3 ELSE nickname END,
+                 avatar_url = CASE WHEN $4 THEN $5 ELSE avatar_url END,
+                 gender = COALESCE($6, gender),
+                 phone = CASE WHEN $7 THEN $8 ELSE phone END,
+                 updated_at = now()
+             WHERE id = $1 RETURNING {USER_COLUMNS}"
+        ))
+        .await?;
+    let nickname = patch.nickname.as_ref().and_then(Option::as_deref);
+    let avatar_url = patch.avatar_url.as_ref().and_then(Option::as_deref);
+    let phone = patch.phone.as_ref().and_then(Option::as_deref);
+    let row = client
+        .query_opt(
+            &stmt,
+            &[
+                &user_id,
+                &patch.nickname.is_some(),
+                &nickname,
+                &patch.avatar_url.is_some(),
+                &avatar_url,
+                &patch.gender,
+                &patch.phone.is_some(),
+                &phone,
+            ],
+        )
+        .await?;
+    row.map(|row| UserRow::from_row(&row)).transpose()
+}
+
+/// Sets an account's status (`active`, `frozen`, ...); `None` if no such user.
+pub async fn set_status(
+    client: &impl GenericClient,
+    user_id: i64,
+    status: &str,
+) -> Result<Option<UserRow>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "UPDATE users SET status = $2, updated_at = now() WHERE id = $1 RETURNING {USER_COLUMNS}"
+        ))
+        .await?;
+    client.query_opt(&stmt, &[&user_id, &status]).await?.map(|row| UserRow::from_row(&row)).transpose()
+}
+
+/// Lifts a freeze: back to `active` when the email is verified, else `unverified`.
+pub async fn unfreeze(
+    client: &impl GenericClient,
+    user_id: i64,
+) -> Result<Option<UserRow>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "UPDATE users SET status = CASE WHEN email_verified_at IS NULL THEN 'unverified' ELSE 'active' END,
+                 updated_at = now()
+             WHERE id = $1 RETURNING {USER_COLUMNS}"
+        ))
+        .await?;
+    client.query_opt(&stmt, &[&user_id]).await?.map(|row| UserRow::from_row(&row)).transpose()
+}
+
+/// Stores the hash of a new email verification token.
+pub async fn insert_email_token(
+    client: &impl GenericClient,
+    token_hash: &str,
+    user_id: i64,
+    email: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<(), tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO email_verification_tokens (token_hash, user_id, email, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .await?;
+    client.execute(&stmt, &[&token_hash, &user_id, &email, &expires_at]).await?;
+    Ok(())
+}
+
+/// Queues a mail for the mailer.
+pub async fn insert_outbox(
+    client: &impl GenericClient,
+    user_id: i64,
+    to_email: &str,
+    kind: &str,
+    payload: &serde_json::Value,
+) -> Result<(), tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached("INSERT INTO email_outbox (user_id, to_email, kind, payload) VALUES ($1, $2, $3, $4)")
+        .await?;
+    client.execute(&stmt, &[&user_id, &to_email, &kind, payload]).await?;
+    Ok(())
+}
+
+/// Marks an unused, unexpired token used and verifies the email it was
+/// sent to, if that is still the account's email. Returns the account, or
+/// `None` when the token is unknown, expired, used, or stale.
+pub async fn consume_email_token(
+    client: &impl GenericClient,
+    token_hash: &str,
+) -> Result<Option<UserRow>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "WITH used AS (
+                 UPDATE email_verification_tokens SET used_at = now()
+                 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()
+                 RETURNING user_id AS token_user, email AS token_email
+             )
+             UPDATE users SET email_verified_at = now(),
+                 status = CASE WHEN status = 'unverified' THEN 'active' ELSE status END,
+                 updated_at = now()
+             FROM used WHERE id = token_user AND lower(email) = lower(token_email)
+             RETURNING {USER_COLUMNS}"
+        ))
+        .await?;
+    client.query_opt(&stmt, &[&token_hash]).await?.map(|row| UserRow::from_row(&row)).transpose()
+}

@@ -7,14 +7,18 @@ use utoipa::{IntoParams, ToSchema};
 use super::service;
 use super::store::{self, HistoryEntry, OrderView};
 use crate::auth::AuthUser;
-use crate::error::{ApiResult, ErrorBody};
-use crate::pagination::{Page, PageQuery};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
+use crate::page::{Page, Paging};
 use crate::state::AppState;
 
 /// Mounts the order routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list_my_orders).service(get_my_order).service(pay_order);
 }
+
+/// Every order status, for validating filters.
+pub const ORDER_STATUSES: &[&str] =
+    &["pending_payment", "paid", "shipped", "delivered", "completed", "cancelled"];
 
 /// Filter of the order list.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -35,12 +39,24 @@ pub async fn list_my_orders(
     user: AuthUser,
     filter: web::Query<OrderFilter>,
 ) -> ApiResult<HttpResponse> {
-    let page = PageQuery { page: filter.page, per_page: filter.per_page };
+    let paging = Paging::new(filter.page, filter.per_page)?;
+    if let Some(status) = filter.status.as_deref() {
+        if !ORDER_STATUSES.contains(&status) {
+            return Err(
+                ApiError::new(ErrorCode::InvalidQuery).with_message(format!("unknown status {status}"))
+            );
+        }
+    }
     let client = state.db.get().await?;
-    let (orders, total) =
-        store::list_for_user(&client, user.user_id, filter.status.as_deref(), page.limit(), page.offset())
-            .await?;
-    Ok(HttpResponse::Ok().json(page.wrap(orders, total)))
+    let (orders, total) = store::list_for_user(
+        &client,
+        user.user_id,
+        filter.status.as_deref(),
+        paging.limit(),
+        paging.offset(),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(paging.wrap(orders, total)))
 }
 
 /// An order with its history.

@@ -11,7 +11,7 @@ use super::service::{
 use super::store;
 use crate::auth::{perm, AuthUser, ClientIp, Require};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
-use crate::pagination::{Page, PageQuery};
+use crate::page::{Page, PageQuery};
 use crate::state::AppState;
 
 /// Mounts the flash-sale routes.
@@ -88,14 +88,15 @@ pub async fn event_stats(
     responses((status = 200, body = Page<EventView>), (status = 400, body = ErrorBody)))]
 #[get("/api/seckill/events")]
 pub async fn list_events(state: web::Data<AppState>, page: web::Query<PageQuery>) -> ApiResult<HttpResponse> {
+    let paging = page.paging()?;
     let client = state.db.get().await?;
-    let (rows, total) = store::list_unfinished(&client, page.limit(), page.offset()).await?;
+    let (rows, total) = store::list_unfinished(&client, paging.limit(), paging.offset()).await?;
     let mut views = Vec::with_capacity(rows.len());
     for row in rows {
         let live = service::live_event(&state, row.id).await?;
         views.push(service::view(&live));
     }
-    Ok(HttpResponse::Ok().json(page.wrap(views, total)))
+    Ok(HttpResponse::Ok().json(paging.wrap(views, total)))
 }
 
 /// One sale: state, server time, start, remaining stock. Served from

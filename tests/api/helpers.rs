@@ -302,4 +302,23 @@ impl TestApp {
         .expect("create admin");
         (id, self.login(username).await)
     }
+
+    /// Rows in `table` (for "wrote nothing" checks).
+    pub async fn count(&self, table: &str) -> i64 {
+        let client = self.db.get().await.expect("db");
+        client.query_one(&format!("SELECT count(*) FROM {table}"), &[]).await.expect("count").get(0)
+    }
+
+    /// The newest verification token mailed to `user_id`, read from the outbox.
+    pub async fn mailed_token(&self, user_id: i64) -> String {
+        let client = self.db.get().await.expect("db");
+        let row = client
+            .query_one(
+                "SELECT payload->>'token' FROM email_outbox WHERE user_id = $1 ORDER BY id DESC LIMIT 1",
+                &[&user_id],
+            )
+            .await
+            .expect("outbox row");
+        row.get(0)
+    }
 }

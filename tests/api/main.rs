@@ -3,7 +3,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod account;
+mod admin;
+mod audit;
+mod blacklist;
 mod crash;
 mod helpers;
+mod menu;
+mod profile;
+mod rbac;
 mod seckill;
 mod system;

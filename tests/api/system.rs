@@ -42,7 +42,28 @@ async fn openapi_document_lists_every_route() {
     assert_eq!(doc.status, 200);
     assert!(doc.body["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc.body["paths"].as_object().unwrap();
-    for path in ["/healthz", "/readyz", "/metrics", "/api/auth/register", "/api/auth/login", "/api/me"] {
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/auth/register",
+        "/api/auth/login",
+        "/api/me",
+        "/api/me/password",
+        "/api/me/email-verification",
+        "/api/auth/verify-email",
+        "/api/auth/menus",
+        "/api/auth/check",
+        "/api/system/menus/{id}",
+        "/api/system/roles/{id}",
+        "/api/system/users/{id}/roles/{role_id}",
+        "/api/system/groups/{id}/members/{user_id}",
+        "/api/system/groups/{id}/roles/{role_id}",
+        "/api/system/admins/{id}",
+        "/api/system/members/{id}/freeze",
+        "/api/system/blacklist/{id}",
+        "/api/system/audit-log",
+    ] {
         assert!(paths.contains_key(path), "missing {path}");
     }
 }
