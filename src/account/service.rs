@@ -157,7 +157,11 @@ pub fn validate_profile(patch: &ProfilePatch) -> ApiResult<()> {
 pub async fn update_profile(state: &AppState, user_id: i64, patch: &ProfilePatch) -> ApiResult<UserRow> {
     validate_profile(patch)?;
     let client = state.db.get().await?;
-    store::update_profile(&client, user_id, patch).await?.ok_or(ApiError::new(ErrorCode::Unauthenticated))
+    let row = store::update_profile(&client, user_id, patch)
+        .await?
+        .ok_or(ApiError::new(ErrorCode::Unauthenticated))?;
+    state.sessions.refresh_user(user_id).await?;
+    Ok(row)
 }
 
 /// Registers a member account (status `unverified`).

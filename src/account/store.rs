@@ -131,11 +131,10 @@ pub async fn find_user(
     client.query_opt(&stmt, &[&user_id]).await?.map(|row| UserRow::from_row(&row)).transpose()
 }
 
-/// The account behind a session: status, roles and the union of the
+/// The account behind a session, its roles and the union of the
 /// permissions of its roles, direct or through groups.
 pub struct PrincipalRow {
-    pub username: String,
-    pub status: String,
+    pub account: UserRow,
     pub roles: Vec<String>,
     pub permissions: Vec<String>,
 }
@@ -153,7 +152,8 @@ pub async fn find_principal(
                  SELECT gr.role_id FROM group_members gm JOIN group_roles gr ON gr.group_id = gm.group_id
                  WHERE gm.user_id = $1
              )
-             SELECT u.username, u.status,
+             SELECT u.id, u.username, u.email, u.status, u.email_verified_at, u.nickname, u.avatar_url,
+                    u.gender, u.phone, u.created_at, u.updated_at,
                     COALESCE((SELECT array_agg(r.name ORDER BY r.name) FROM roles r JOIN held h ON h.role_id = r.id), '{}') AS roles,
                     COALESCE((SELECT array_agg(DISTINCT rp.permission) FROM role_permissions rp JOIN held h ON h.role_id = rp.role_id), '{}') AS permissions
              FROM users u WHERE u.id = $1",
@@ -161,8 +161,7 @@ pub async fn find_principal(
         .await?;
     let Some(row) = client.query_opt(&stmt, &[&user_id]).await? else { return Ok(None) };
     Ok(Some(PrincipalRow {
-        username: row.try_get("username")?,
-        status: row.try_get("status")?,
+        account: UserRow::from_row(&row)?,
         roles: row.try_get("roles")?,
         permissions: row.try_get("permissions")?,
     }))

@@ -150,6 +150,7 @@ pub async fn update_member(
     actor.record(&tx, "member.update", format_args!("user:{id}"), detail).await?;
     let account = store::find_account(&tx, id).await?.ok_or_else(not_found)?;
     tx.commit().await?;
+    state.sessions.refresh_user(id).await?;
     Ok(account)
 }
 

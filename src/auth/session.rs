@@ -40,6 +40,9 @@ pub struct Principal {
     pub session_id: String,
     pub roles: Vec<String>,
     permissions: HashSet<String>,
+    /// The account row as of loading; every write to it refreshes the cache
+    /// on every node, so `GET /api/me` is answered from memory.
+    pub account: crate::account::store::UserRow,
 }
 
 impl Principal {
@@ -181,15 +184,16 @@ impl Sessions {
         let row = crate::account::store::find_principal(&client, user_id)
             .await?
             .ok_or(ApiError::new(ErrorCode::Unauthenticated))?;
-        if row.status == "frozen" {
+        if row.account.status == "frozen" {
             return Err(ErrorCode::AccountFrozen.into());
         }
         Ok(Principal {
             user_id,
-            username: row.username,
+            username: row.account.username.clone(),
             session_id: session_id.to_owned(),
             roles: row.roles,
             permissions: row.permissions.into_iter().collect(),
+            account: row.account,
         })
     }
 

@@ -125,3 +125,29 @@ async fn expired_verification_tokens_are_refused() {
     let reply = app.call("POST", "/api/auth/verify-email", None, Some(json!({"token": mailed}))).await;
     assert_eq!(reply.code(), "invalid_token");
 }
+
+#[actix_web::test]
+async fn the_cached_profile_follows_every_change_at_once() {
+    let app = spawn_app().await;
+    let (_, admin) = app.admin("root").await;
+    let (id, token) = app.member("cached").await;
+    assert_eq!(
+        app.call("GET", "/api/me", Some(&token), None).await.body["nickname"],
+        serde_json::Value::Null
+    );
+
+    let own = app.call("PATCH", "/api/me", Some(&token), Some(json!({"nickname": "Mine"}))).await;
+    assert_eq!(own.status, 200, "{:?}", own.body);
+    assert_eq!(app.call("GET", "/api/me", Some(&token), None).await.body["nickname"], "Mine");
+
+    let by_admin = app
+        .call(
+            "PATCH",
+            &format!("/api/system/members/{id}"),
+            Some(&admin),
+            Some(json!({"nickname": "Theirs"})),
+        )
+        .await;
+    assert_eq!(by_admin.status, 200, "{:?}", by_admin.body);
+    assert_eq!(app.call("GET", "/api/me", Some(&token), None).await.body["nickname"], "Theirs");
+}
