@@ -26,6 +26,9 @@ pub enum Command {
     FlashSale(FlashSaleArgs),
     /// Measure /healthz only: the baseline of every ratio.
     Healthz(HealthzArgs),
+    /// Prepare accounts, then measure /healthz, the authenticated
+    /// `GET /api/me`, and login throughput (argon2id on the server).
+    Accounts(AccountsArgs),
 }
 
 /// How a phase is driven; shared by every scenario.
@@ -96,17 +99,39 @@ pub struct HealthzArgs {
     pub load: LoadArgs,
 }
 
+/// Where prepared accounts come from; shared by the scenarios that log users in.
+#[derive(Debug, Args)]
+pub struct AccountArgs {
+    /// The server's database, for preparing accounts (and the verdict).
+    #[arg(long, env = "LOADTEST_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/rscms")]
+    pub database_url: String,
+    /// Distinct accounts; each request picks the next one round-robin.
+    #[arg(long, short = 'u', default_value_t = 1000)]
+    pub users: u32,
+    /// Logins in flight while preparing (each is an argon2id hash on the server).
+    #[arg(long, default_value_t = 4)]
+    pub login_concurrency: usize,
+}
+
+/// `loadtest accounts`.
+#[derive(Debug, Args)]
+pub struct AccountsArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    #[command(flatten)]
+    pub accounts: AccountArgs,
+    /// Logins of the login phase (closed loop at --login-concurrency).
+    #[arg(long, default_value_t = 500)]
+    pub login_requests: u64,
+}
+
 /// `loadtest flash-sale`.
 #[derive(Debug, Args)]
 pub struct FlashSaleArgs {
     #[command(flatten)]
     pub load: LoadArgs,
-    /// The server's database, for preparing buyers and for the verdict.
-    #[arg(long, env = "LOADTEST_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/rscms")]
-    pub database_url: String,
-    /// Distinct buyers; each request picks the next one round-robin.
-    #[arg(long, short = 'u', default_value_t = 1000)]
-    pub users: u32,
+    #[command(flatten)]
+    pub accounts: AccountArgs,
     /// Stock S of the created event(s).
     #[arg(long, short = 's', default_value_t = 100)]
     pub stock: i32,
@@ -129,9 +154,6 @@ pub struct FlashSaleArgs {
     /// Seconds of the /healthz phase [default: as for the buy phase].
     #[arg(long)]
     pub healthz_duration: Option<f64>,
-    /// Logins in flight while preparing (each is an argon2id hash on the server).
-    #[arg(long, default_value_t = 4)]
-    pub login_concurrency: usize,
     /// Per-user token-bucket limit of created events, requests/s (0 = off).
     #[arg(long, default_value_t = 0)]
     pub user_rate: i32,
@@ -182,7 +204,7 @@ mod tests {
         assert!(matches!(args.load.stop().unwrap(), Stop::Duration(d) if d == Duration::from_secs(5)));
         assert!(matches!(args.healthz_stop().unwrap(), Stop::Requests(300)));
         assert!(matches!(args.load.load(Stop::Requests(1)).unwrap().mode, Mode::Closed { concurrency: 256 }));
-        assert_eq!((args.stock, args.per_user_limit, args.quantity, args.users), (100, 1, 1, 1000));
+        assert_eq!((args.stock, args.per_user_limit, args.quantity, args.accounts.users), (100, 1, 1, 1000));
     }
 
     #[test]

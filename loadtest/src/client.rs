@@ -147,6 +147,20 @@ pub enum Call {
         /// `{"quantity": q}`, serialised once.
         body: Bytes,
     },
+    /// `GET /api/me` as a buyer picked round-robin: the authenticated read.
+    Profile {
+        /// `/api/me` on each target.
+        uris: Vec<Uri>,
+        /// Buyers, cycled through by request index.
+        buyers: Vec<Buyer>,
+    },
+    /// `POST /api/auth/login` as an account picked round-robin.
+    Login {
+        /// `/api/auth/login` on each target.
+        uris: Vec<Uri>,
+        /// One serialised `{"login", "password"}` body per account.
+        bodies: Vec<Bytes>,
+    },
 }
 
 impl Call {
@@ -164,6 +178,29 @@ impl Call {
         Ok(Call::Buy { uris: targets.uris(path)?, buyers, body })
     }
 
+    /// `GET /api/me` for each buyer in turn.
+    pub fn profile(targets: &Targets, buyers: Vec<Buyer>) -> anyhow::Result<Self> {
+        if buyers.is_empty() {
+            bail!("a profile load needs at least one buyer");
+        }
+        Ok(Call::Profile { uris: targets.uris("/api/me")?, buyers })
+    }
+
+    /// Logins of each account in turn with the shared password.
+    pub fn login(targets: &Targets, usernames: &[String], password: &str) -> anyhow::Result<Self> {
+        if usernames.is_empty() {
+            bail!("a login load needs at least one account");
+        }
+        let bodies = usernames
+            .iter()
+            .map(|login| {
+                serde_json::to_vec(&serde_json::json!({ "login": login, "password": password }))
+                    .map(Bytes::from)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Call::Login { uris: targets.uris("/api/auth/login")?, bodies })
+    }
+
     /// Sends request number `i` and reads its whole answer (a connection only
     /// returns to the pool once its body is read).
     pub async fn execute(&self, client: &Client, i: u64) -> Answer {
@@ -179,6 +216,20 @@ impl Call {
                     .insert_header((IDEMPOTENCY_KEY, &*key))
                     .insert_header((CONTENT_TYPE, "application/json"))
                     .send_body(body.clone())
+                    .await
+            }
+            Call::Profile { uris, buyers } => {
+                client
+                    .get(round_robin(uris, i).clone())
+                    .insert_header((AUTHORIZATION, round_robin(buyers, i).auth.clone()))
+                    .send()
+                    .await
+            }
+            Call::Login { uris, bodies } => {
+                client
+                    .post(round_robin(uris, i).clone())
+                    .insert_header((CONTENT_TYPE, "application/json"))
+                    .send_body(round_robin(bodies, i).clone())
                     .await
             }
         };

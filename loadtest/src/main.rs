@@ -38,6 +38,10 @@ fn main() -> ExitCode {
                 let json = args.load.json;
                 (scenario::healthz(args).await?, json)
             }
+            Command::Accounts(args) => {
+                let json = args.load.json;
+                (scenario::accounts(args).await?, json)
+            }
         };
         println!("{}", if json { report.to_json()? } else { report.to_text() });
         anyhow::Ok(report.pass)

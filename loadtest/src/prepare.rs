@@ -16,6 +16,10 @@ pub struct Accounts {
     /// Username prefix unique to this run.
     pub prefix: String,
     pub buyers: Vec<Buyer>,
+    /// Usernames of the buyers, in the order of `buyers`.
+    pub buyer_names: Vec<String>,
+    /// The password every prepared account shares.
+    pub password: String,
     pub admin: Buyer,
 }
 
@@ -111,15 +115,17 @@ pub async fn accounts(
     let admin_name = format!("{prefix}_admin");
     let mut admin = None;
     let mut buyer_list = Vec::with_capacity(logged_in.len());
+    let mut buyer_names = Vec::with_capacity(logged_in.len());
     for (username, buyer) in logged_in {
         if username == admin_name {
             admin = Some(buyer);
         } else {
             buyer_list.push(buyer);
+            buyer_names.push(username);
         }
     }
     let Some(admin) = admin else { bail!("the admin {admin_name} was not created") };
-    Ok(Accounts { prefix, buyers: buyer_list, admin })
+    Ok(Accounts { prefix, buyers: buyer_list, buyer_names, password, admin })
 }
 
 /// The parameters of an event the run creates.

@@ -7,9 +7,9 @@ use std::time::Instant;
 use anyhow::Context;
 use tokio_postgres::NoTls;
 
-use crate::cli::{FlashSaleArgs, HealthzArgs};
+use crate::cli::{AccountArgs, AccountsArgs, FlashSaleArgs, HealthzArgs};
 use crate::client::{pooled, Buyer, Call, Targets};
-use crate::drive::{self, Load};
+use crate::drive::{self, Load, Mode, Stop};
 use crate::outcome::Outcome;
 use crate::prepare::{self, EventSpec};
 use crate::report::{PhaseReport, Ratio, Recorder, Report};
@@ -23,12 +23,33 @@ pub async fn healthz(args: HealthzArgs) -> anyhow::Result<Report> {
     Ok(Report::new(vec![healthz], vec![], vec![]))
 }
 
-/// `loadtest flash-sale`: prepare, measure /healthz, drive the buys (and the
-/// naive path), then check the database.
-pub async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<Report> {
+/// `loadtest accounts`: prepare accounts, then measure /healthz, the
+/// authenticated profile read and logins.
+pub async fn accounts(args: AccountsArgs) -> anyhow::Result<Report> {
     let targets = Targets::parse(&args.load.target)?;
     let load = args.load.load(args.load.stop()?)?;
-    let healthz_load = args.load.load(args.healthz_stop()?)?;
+    let (_db, _http, accounts) = prepared(&args.accounts, &targets, load.timeout).await?;
+    let (healthz, _) = healthz_phase(&targets, load).await?;
+    let (profile, _) =
+        phase("profile", "GET /api/me".to_owned(), Call::profile(&targets, accounts.buyers.clone())?, load)
+            .await?;
+    let login_load = Load {
+        mode: Mode::Closed { concurrency: args.accounts.login_concurrency.max(1) },
+        stop: Stop::Requests(args.login_requests),
+        ..load
+    };
+    let login_call = Call::login(&targets, &accounts.buyer_names, &accounts.password)?;
+    let (login, _) = phase("login", "POST /api/auth/login".to_owned(), login_call, login_load).await?;
+    let ratios = vec![Ratio::new("profile / healthz req/s", profile.throughput, healthz.throughput)];
+    Ok(Report::new(vec![healthz, profile, login], ratios, vec![]))
+}
+
+/// Connects to the database and prepares logged-in accounts.
+async fn prepared(
+    args: &AccountArgs,
+    targets: &Targets,
+    timeout: std::time::Duration,
+) -> anyhow::Result<(tokio_postgres::Client, awc::Client, prepare::Accounts)> {
     let (db, connection) = tokio_postgres::connect(&args.database_url, NoTls)
         .await
         .with_context(|| format!("connecting to {}", args.database_url))?;
@@ -37,17 +58,26 @@ pub async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<Report> {
             eprintln!("loadtest: database connection: {e}");
         }
     });
-
-    let base = targets.first();
-    let http = pooled(args.login_concurrency, load.timeout);
+    let http = pooled(args.login_concurrency, timeout);
     let started = Instant::now();
-    let accounts = prepare::accounts(&http, &db, base, args.users, args.login_concurrency).await?;
+    let accounts = prepare::accounts(&http, &db, targets.first(), args.users, args.login_concurrency).await?;
     progress(format_args!(
         "prepared {} buyers and an admin ({}_*) in {:.1} s",
         accounts.buyers.len(),
         accounts.prefix,
         started.elapsed().as_secs_f64()
     ));
+    Ok((db, http, accounts))
+}
+
+/// `loadtest flash-sale`: prepare, measure /healthz, drive the buys (and the
+/// naive path), then check the database.
+pub async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<Report> {
+    let targets = Targets::parse(&args.load.target)?;
+    let load = args.load.load(args.load.stop()?)?;
+    let healthz_load = args.load.load(args.healthz_stop()?)?;
+    let (db, http, accounts) = prepared(&args.accounts, &targets, load.timeout).await?;
+    let base = targets.first();
 
     let mut spec = EventSpec {
         sku_id: args.sku_id,

@@ -161,10 +161,19 @@ pub async fn logout_all(state: web::Data<AppState>, user: AuthUser) -> ApiResult
 #[utoipa::path(get, path = "/api/me", tag = "account", security(("bearer" = [])), responses(
     (status = 200, body = UserView), (status = 401, body = ErrorBody)))]
 #[get("/api/me")]
-pub async fn get_me(user: AuthUser) -> HttpResponse {
+pub async fn get_me(user: AuthUser) -> ApiResult<HttpResponse> {
     // Served from the session cache: every write to the account refreshes it
-    // on every node, so this costs no database or Redis round trip.
-    HttpResponse::Ok().json(UserView::from(user.account.clone()))
+    // on every node, so this costs no database or Redis round trip, and the
+    // JSON is rendered once per cached session.
+    let body = match user.rendered_account.get() {
+        Some(body) => body.clone(),
+        None => {
+            let json =
+                serde_json::to_vec(&UserView::from(user.account.clone())).map_err(ApiError::internal)?;
+            user.rendered_account.get_or_init(|| json.into()).clone()
+        }
+    };
+    Ok(HttpResponse::Ok().content_type("application/json").body(body))
 }
 
 /// The caller's live sessions, newest first.

@@ -43,6 +43,8 @@ pub struct Principal {
     /// The account row as of loading; every write to it refreshes the cache
     /// on every node, so `GET /api/me` is answered from memory.
     pub account: crate::account::store::UserRow,
+    /// `account` as rendered for `GET /api/me`, made once per cached principal.
+    pub rendered_account: std::sync::OnceLock<actix_web::web::Bytes>,
 }
 
 impl Principal {
@@ -194,6 +196,7 @@ impl Sessions {
             roles: row.roles,
             permissions: row.permissions.into_iter().collect(),
             account: row.account,
+            rendered_account: std::sync::OnceLock::new(),
         })
     }
 
