@@ -212,12 +212,6 @@ impl From<redis::RedisError> for ApiError {
     }
 }
 
-impl From<actix_web::error::BlockingError> for ApiError {
-    fn from(err: actix_web::error::BlockingError) -> Self {
-        Self::internal(anyhow::anyhow!("blocking task failed: {err}"))
-    }
-}
-
 /// Result of a handler or service call.
 pub type ApiResult<T> = Result<T, ApiError>;
 

@@ -146,6 +146,9 @@ pub enum Call {
         buyers: Vec<Buyer>,
         /// `{"quantity": q}`, serialised once.
         body: Bytes,
+        /// Random per phase; the request index makes each `Idempotency-Key`
+        /// unique without a random number per request.
+        key_prefix: String,
     },
     /// `GET /api/me` as a buyer picked round-robin: the authenticated read.
     Profile {
@@ -175,7 +178,8 @@ impl Call {
             bail!("a buy load needs at least one buyer");
         }
         let body = Bytes::from(serde_json::to_vec(&serde_json::json!({ "quantity": quantity }))?);
-        Ok(Call::Buy { uris: targets.uris(path)?, buyers, body })
+        let key_prefix = uuid::Uuid::new_v4().simple().to_string();
+        Ok(Call::Buy { uris: targets.uris(path)?, buyers, body, key_prefix })
     }
 
     /// `GET /api/me` for each buyer in turn.
@@ -206,14 +210,13 @@ impl Call {
     pub async fn execute(&self, client: &Client, i: u64) -> Answer {
         let sent = match self {
             Call::Healthz { uris } => client.get(round_robin(uris, i).clone()).send().await,
-            Call::Buy { uris, buyers, body } => {
+            Call::Buy { uris, buyers, body, key_prefix } => {
                 let buyer = round_robin(buyers, i);
-                let mut key = [0u8; 36];
-                let key = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut key);
+                let key = format!("{key_prefix}-{i:x}");
                 client
                     .post(round_robin(uris, i).clone())
                     .insert_header((AUTHORIZATION, buyer.auth.clone()))
-                    .insert_header((IDEMPOTENCY_KEY, &*key))
+                    .insert_header((IDEMPOTENCY_KEY, key))
                     .insert_header((CONTENT_TYPE, "application/json"))
                     .send_body(body.clone())
                     .await
