@@ -132,7 +132,8 @@ impl Sessions {
         self.kv.key("auth:invalidate")
     }
 
-    /// Starts a session for `user_id` and returns its token.
+    /// Starts a session for `user_id` and returns its token; the session is
+    /// cached on this node at once.
     pub async fn create(&self, user_id: i64, ip: &str, user_agent: &str) -> ApiResult<NewSession> {
         let mut raw = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut raw);
@@ -156,6 +157,10 @@ impl Sessions {
             .query_async::<()>(&mut self.kv.conn())
             .await?;
         let expires_at = now + chrono::Duration::seconds(i64::try_from(ttl).unwrap_or(i64::MAX));
+        // Warm the cache: the client's next request (often a burst of them
+        // when a sale opens) is then answered without Redis or Postgres.
+        let principal = Arc::new(self.load_principal(user_id, &id).await?);
+        self.cache.insert(id.clone(), CachedPrincipal { principal, cached_at: Instant::now() });
         Ok(NewSession { token, id, expires_at })
     }
 

@@ -14,16 +14,16 @@ use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::page::{Page, PageQuery};
 use crate::state::AppState;
 
-/// Mounts the flash-sale routes.
+/// Mounts the flash-sale routes, the buy path first (see `routes`).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(create_event)
-        .service(open_event)
-        .service(close_event)
-        .service(event_stats)
-        .service(list_events)
+    cfg.service(create_seckill_order)
         .service(get_event)
         .service(get_purchase_token)
-        .service(create_seckill_order);
+        .service(list_events)
+        .service(create_event)
+        .service(open_event)
+        .service(close_event)
+        .service(event_stats);
 }
 
 /// Creates a flash-sale event and starts its stock actor.
