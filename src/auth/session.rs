@@ -91,7 +91,8 @@ pub struct NewSession {
 
 struct CachedPrincipal {
     principal: Arc<Principal>,
-    cached_at: Instant,
+    /// The cache TTL from caching, but never past the session's own expiry.
+    fresh_until: Instant,
 }
 
 /// Creates, validates, caches and revokes sessions.
@@ -160,7 +161,7 @@ impl Sessions {
         // Warm the cache: the client's next request (often a burst of them
         // when a sale opens) is then answered without Redis or Postgres.
         let principal = Arc::new(self.load_principal(user_id, &id).await?);
-        self.cache.insert(id.clone(), CachedPrincipal { principal, cached_at: Instant::now() });
+        self.cache.insert(id.clone(), self.cache_entry(principal, now));
         Ok(NewSession { token, id, expires_at })
     }
 
@@ -169,7 +170,7 @@ impl Sessions {
     pub async fn authenticate(&self, token: &str) -> ApiResult<Arc<Principal>> {
         let id = token_id(token);
         if let Some(hit) = self.cache.get(&id) {
-            if hit.cached_at.elapsed() < self.cache_ttl {
+            if Instant::now() < hit.fresh_until {
                 return Ok(hit.principal.clone());
             }
         }
@@ -182,8 +183,19 @@ impl Sessions {
             }
         };
         let principal = Arc::new(self.load_principal(record.user_id, &id).await?);
-        self.cache.insert(id, CachedPrincipal { principal: principal.clone(), cached_at: Instant::now() });
+        self.cache.insert(id, self.cache_entry(principal.clone(), record.created_at));
         Ok(principal)
+    }
+
+    /// A cache entry for a session created at `created_at`: fresh for the
+    /// cache TTL, but a session about to expire is not kept past its expiry.
+    fn cache_entry(&self, principal: Arc<Principal>, created_at: DateTime<Utc>) -> CachedPrincipal {
+        let session_left = (created_at
+            + chrono::Duration::from_std(self.ttl).unwrap_or(chrono::TimeDelta::MAX)
+            - Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+        CachedPrincipal { principal, fresh_until: Instant::now() + self.cache_ttl.min(session_left) }
     }
 
     async fn load_principal(&self, user_id: i64, session_id: &str) -> ApiResult<Principal> {

@@ -167,3 +167,15 @@ async fn create_admin_makes_an_active_account_and_members_start_unverified() {
         (Some(member_id), Some("unverified"))
     );
 }
+
+#[actix_web::test]
+async fn an_expired_session_stops_working_even_if_cached() {
+    let (mut settings, db_name) = crate::helpers::fresh_settings().await;
+    settings.auth.session_ttl_secs = 1;
+    let app = crate::helpers::spawn_app_with(settings, db_name).await;
+    let (_, token) = app.member("brief").await;
+    assert_eq!(app.call("GET", "/api/me", Some(&token), None).await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let expired = app.call("GET", "/api/me", Some(&token), None).await;
+    assert_eq!((expired.status.as_u16(), expired.code()), (401, "unauthenticated"));
+}
