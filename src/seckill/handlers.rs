@@ -9,6 +9,7 @@ use super::service::{
     self, Bought, BuyRequest, CreateEventRequest, EventStats, EventView, OrderReceipt, PurchaseToken,
 };
 use super::store;
+use crate::audit::Actor;
 use crate::auth::{perm, AuthUser, ClientIp, Require};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::page::{Page, PageQuery};
@@ -36,9 +37,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub async fn create_event(
     state: web::Data<AppState>,
     operator: Require<perm::SeckillManage>,
+    ip: ClientIp,
     body: web::Json<CreateEventRequest>,
 ) -> ApiResult<HttpResponse> {
-    let row = service::create_event(&state, operator.user_id, body.into_inner()).await?;
+    let row = service::create_event(&state, Actor::new(&operator, ip), body.into_inner()).await?;
     let live = service::live_event(&state, row.id).await?;
     Ok(HttpResponse::Created().json(service::view(&live)))
 }
@@ -51,10 +53,11 @@ pub async fn create_event(
 #[post("/api/admin/seckill/events/{id}/open")]
 pub async fn open_event(
     state: web::Data<AppState>,
-    _operator: Require<perm::SeckillManage>,
+    operator: Require<perm::SeckillManage>,
+    ip: ClientIp,
     id: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(service::open_event(&state, *id).await?))
+    Ok(HttpResponse::Ok().json(service::open_event(&state, Actor::new(&operator, ip), *id).await?))
 }
 
 /// Closes a sale at once (kill switch).
@@ -64,10 +67,11 @@ pub async fn open_event(
 #[post("/api/admin/seckill/events/{id}/close")]
 pub async fn close_event(
     state: web::Data<AppState>,
-    _operator: Require<perm::SeckillManage>,
+    operator: Require<perm::SeckillManage>,
+    ip: ClientIp,
     id: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(service::close_event(&state, *id).await?))
+    Ok(HttpResponse::Ok().json(service::close_event(&state, Actor::new(&operator, ip), *id).await?))
 }
 
 /// Live numbers of a sale: stock, orders by status, refusals by reason.

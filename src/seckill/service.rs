@@ -9,6 +9,7 @@ use actors::gate::Admission;
 use actors::stock::{GetStockLevel, ReserveError, ReserveStock, Reserved};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use tokio::sync::oneshot;
 use utoipa::ToSchema;
 
@@ -16,6 +17,7 @@ use super::engine::LiveEvent;
 use super::ratelimit::RateKey;
 use super::store::{self, EventRow, NewEvent};
 use super::token;
+use crate::audit::Actor;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::order;
 use crate::state::AppState;
@@ -73,12 +75,13 @@ fn validate_event(req: &CreateEventRequest, now: DateTime<Utc>) -> ApiResult<()>
     v.finish()
 }
 
-/// Creates an event and starts its stock actor.
-pub async fn create_event(state: &AppState, creator: i64, req: CreateEventRequest) -> ApiResult<EventRow> {
+/// Creates an event (audited) and starts its stock actor.
+pub async fn create_event(state: &AppState, actor: Actor, req: CreateEventRequest) -> ApiResult<EventRow> {
     validate_event(&req, Utc::now())?;
-    let client = state.db.get().await?;
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
     let row = store::insert_event(
-        &client,
+        &tx,
         &NewEvent {
             sku_id: req.sku_id,
             title: req.title.trim(),
@@ -91,10 +94,14 @@ pub async fn create_event(state: &AppState, creator: i64, req: CreateEventReques
             require_purchase_token: req.require_purchase_token,
             user_rate_per_sec: req.user_rate_per_sec,
             ip_rate_per_sec: req.ip_rate_per_sec,
-            created_by: creator,
+            created_by: actor.user_id,
         },
     )
     .await?;
+    let detail = json!({"sku_id": row.sku_id, "stock": row.total_stock, "price_cents": row.price_cents,
+        "per_user_limit": row.per_user_limit, "starts_at": row.starts_at, "ends_at": row.ends_at});
+    actor.record(&tx, "seckill.create", format_args!("seckill_event:{}", row.id), detail).await?;
+    tx.commit().await?;
     state.seckill.add(row.clone()).await?;
     Ok(row)
 }
@@ -331,23 +338,29 @@ pub fn view(live: &LiveEvent) -> EventView {
     }
 }
 
-/// Opens an event before its start time.
-pub async fn open_event(state: &AppState, id: i64) -> ApiResult<EventView> {
+/// Opens an event before its start time (audited).
+pub async fn open_event(state: &AppState, actor: Actor, id: i64) -> ApiResult<EventView> {
     let live = live_event(state, id).await?;
-    let client = state.db.get().await?;
-    if store::mark_opened(&client, id).await? == 0 {
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    if store::mark_opened(&tx, id).await? == 0 {
         return Err(ApiError::new(ErrorCode::InvalidState).with_message("the sale is closed"));
     }
+    actor.record(&tx, "seckill.open", format_args!("seckill_event:{id}"), json!({})).await?;
+    tx.commit().await?;
     live.gate.open_now();
     Ok(view(&live))
 }
 
-/// Closes an event at once (kill switch). Reservations already handed to
-/// the writer still commit; no new one is taken.
-pub async fn close_event(state: &AppState, id: i64) -> ApiResult<EventView> {
+/// Closes an event at once (kill switch, audited). Reservations already
+/// handed to the writer still commit; no new one is taken.
+pub async fn close_event(state: &AppState, actor: Actor, id: i64) -> ApiResult<EventView> {
     let live = live_event(state, id).await?;
-    let client = state.db.get().await?;
-    store::mark_closed(&client, id).await?;
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    store::mark_closed(&tx, id).await?;
+    actor.record(&tx, "seckill.close", format_args!("seckill_event:{id}"), json!({})).await?;
+    tx.commit().await?;
     live.gate.close();
     Ok(view(&live))
 }

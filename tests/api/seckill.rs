@@ -189,6 +189,8 @@ async fn sales_refuse_before_start_after_close_and_past_the_limit() {
     let closed =
         app.call("POST", &format!("/api/admin/seckill/events/{upcoming}/close"), Some(&admin), None).await;
     assert_eq!(closed.body["state"], "ended");
+    let audit = app.call("GET", "/api/system/audit-log?action=seckill.close", Some(&admin), None).await;
+    assert_eq!(audit.body["items"][0]["target"], format!("seckill_event:{upcoming}"), "{:?}", audit.body);
     let after = buy(&app, &shopper, upcoming, None).await;
     assert_eq!((after.status.as_u16(), after.code()), (410, "ended"));
     let stats =
