@@ -23,6 +23,7 @@ pub const ORDER_STATUSES: &[&str] =
 /// Filter of the order list.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct OrderFilter {
     /// Only orders in this status.
     pub status: Option<String>,

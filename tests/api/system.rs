@@ -63,7 +63,30 @@ async fn openapi_document_lists_every_route() {
         "/api/system/members/{id}/freeze",
         "/api/system/blacklist/{id}",
         "/api/system/audit-log",
+        "/api/admin/seckill/events",
+        "/api/admin/seckill/events/{id}/stats",
+        "/api/seckill/events/{id}/orders",
+        "/api/seckill/events/{id}/purchase-token",
+        "/api/orders/{order_no}/pay",
     ] {
         assert!(paths.contains_key(path), "missing {path}");
+    }
+    // Every `{param}` of a path is declared as a path parameter of each of
+    // its operations, and nothing else is (what OpenAPI validators check).
+    for (path, operations) in paths {
+        let in_path: Vec<&str> = path.split('{').skip(1).filter_map(|s| s.split('}').next()).collect();
+        for (method, operation) in operations.as_object().unwrap() {
+            let declared: Vec<&str> = operation["parameters"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter().filter(|p| p["in"] == "path").map(|p| p["name"].as_str().unwrap()).collect()
+                })
+                .unwrap_or_default();
+            let mut expected = in_path.clone();
+            expected.sort();
+            let mut declared = declared;
+            declared.sort();
+            assert_eq!(declared, expected, "{method} {path}: path parameters");
+        }
     }
 }
