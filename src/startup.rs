@@ -85,12 +85,13 @@ fn start_background_tasks(state: &AppState) {
         state.seckill.clone(),
         sweep_every,
     ));
-    let engine = state.seckill.clone();
+    let (engine, sessions) = (state.seckill.clone(), state.sessions.clone());
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(IDLE_BUCKET_TTL);
         loop {
             tick.tick().await;
             engine.limiter.sweep(std::time::Instant::now());
+            sessions.prune();
         }
     });
 }

@@ -72,6 +72,26 @@ pub enum ReservationOutcome {
     /// Not written: the user already has an order with this idempotency key
     /// (possibly made on another node or before a restart).
     DuplicateKey,
+    /// Not written: the database's own check refused it (no stock left, or
+    /// the user's limit reached), so memory thought there was more than there
+    /// is. The actor keeps the units out of sale, which moves it towards the
+    /// database (selling less, never more) until a restart rebuilds it.
+    Refused(Refusal),
+    /// Not written, and nothing else went wrong: e.g. the batch was retried
+    /// item by item and this item's statement failed.
+    NotWritten,
+    /// The commit's result is unknown (the connection broke and the order
+    /// could not be looked up). The units stay reserved (never oversell);
+    /// the shopper gets a 503 and a retry with the same key finds the order
+    /// if it exists.
+    Unknown,
+}
+
+/// Which database check refused a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    SoldOut,
+    LimitReached,
 }
 
 /// A committed reservation, as answered to the shopper.
@@ -190,29 +210,40 @@ impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> StockActor
         self.gate.set_remaining(self.state.remaining);
     }
 
+    /// Undoes a reservation: the units return to sale and to the user's allowance.
     fn give_back(&mut self, user_id: i64, quantity: u32) {
+        self.return_units(quantity);
+        self.release_allowance(user_id, quantity);
+    }
+
+    fn return_units(&mut self, quantity: u32) {
         self.state.remaining += quantity;
+        self.gate.set_remaining(self.state.remaining);
+    }
+
+    fn release_allowance(&mut self, user_id: i64, quantity: u32) {
         if let Some(held) = self.state.held_by_user.get_mut(&user_id) {
             *held = held.saturating_sub(quantity);
             if *held == 0 {
                 self.state.held_by_user.remove(&user_id);
             }
         }
-        self.gate.set_remaining(self.state.remaining);
     }
 
     fn check(&self, msg: &ReserveStock) -> Result<(), ReserveError> {
+        // A retry of a request already taken gets its order even if the sale
+        // closed in between.
+        if let Some(key) = &msg.idempotency_key {
+            if let Some(order_no) = self.state.orders_by_key.get(&(msg.user_id, key.clone())) {
+                return Err(ReserveError::DuplicateKey { order_no: Some(order_no.value().clone()) });
+            }
+        }
         let now_ms =
             msg.now.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
         match self.gate.admit(now_ms) {
             Admission::Ended => return Err(ReserveError::Ended),
             Admission::NotStarted => return Err(ReserveError::NotStarted),
             Admission::Go | Admission::SoldOut => {}
-        }
-        if let Some(key) = &msg.idempotency_key {
-            if let Some(order_no) = self.state.orders_by_key.get(&(msg.user_id, key.clone())) {
-                return Err(ReserveError::DuplicateKey { order_no: Some(order_no.value().clone()) });
-            }
         }
         if msg.quantity > self.state.remaining {
             return Err(ReserveError::SoldOut);
@@ -281,19 +312,39 @@ impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> Handler<Re
         let reserved = Reserved { order_no, quantity, amount_cents, pay_before };
         ctx.spawn(committed.into_actor(self).map(move |outcome, actor, _| {
             actor.in_flight -= 1;
+            let committed_or_unknown =
+                matches!(outcome, Ok(Ok(ReservationOutcome::Committed | ReservationOutcome::Unknown)));
             let answer = match outcome {
                 Ok(Ok(ReservationOutcome::Committed)) => Ok(reserved),
                 Ok(Ok(ReservationOutcome::DuplicateKey)) => {
+                    actor.give_back(user_id, quantity);
                     Err(ReserveError::DuplicateKey { order_no: None })
                 }
-                Ok(Err(WriteError::Overloaded)) => Err(ReserveError::Overloaded),
-                Ok(Err(_)) | Err(_) => Err(ReserveError::WriteFailed),
-            };
-            if answer.is_err() {
-                actor.give_back(user_id, quantity);
-                if let Some(key) = key {
-                    actor.state.orders_by_key.remove(&key);
+                // The database knows better than memory: keep what it says
+                // is gone out of sale (sell less, never more) and give back
+                // only what it says is still there.
+                Ok(Ok(ReservationOutcome::Refused(Refusal::SoldOut))) => {
+                    actor.release_allowance(user_id, quantity);
+                    Err(ReserveError::SoldOut)
                 }
+                Ok(Ok(ReservationOutcome::Refused(Refusal::LimitReached))) => {
+                    actor.return_units(quantity);
+                    Err(ReserveError::LimitReached)
+                }
+                // The order may exist: keep everything reserved and the key,
+                // so a retry with the same key finds it.
+                Ok(Ok(ReservationOutcome::Unknown)) => Err(ReserveError::WriteFailed),
+                Ok(Err(WriteError::Overloaded)) => {
+                    actor.give_back(user_id, quantity);
+                    Err(ReserveError::Overloaded)
+                }
+                Ok(Ok(ReservationOutcome::NotWritten)) | Ok(Err(_)) | Err(_) => {
+                    actor.give_back(user_id, quantity);
+                    Err(ReserveError::WriteFailed)
+                }
+            };
+            if let Some(key) = key.filter(|_| !committed_or_unknown) {
+                actor.state.orders_by_key.remove(&key);
             }
             let _ = reply.send(answer);
         }));

@@ -106,7 +106,9 @@ pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr>
             .headers()
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            // The right-most entry is the one our proxy appended; the ones
+            // to its left come from the client and can be forged.
+            .and_then(|v| v.rsplit(',').next())
             .and_then(|first| first.trim().parse().ok());
         if forwarded.is_some() {
             return forwarded;
@@ -126,5 +128,24 @@ impl FromRequest for ClientIp {
                 .map(ClientIp)
                 .ok_or_else(|| ApiError::internal(anyhow::anyhow!("request without a peer address"))),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use actix_web::test::TestRequest;
+
+    use super::client_ip;
+
+    #[test]
+    fn the_proxy_appended_forwarded_address_is_used_only_when_trusted() {
+        let req = TestRequest::default()
+            .peer_addr("10.0.0.1:5000".parse().unwrap())
+            .insert_header(("x-forwarded-for", "6.6.6.6, 203.0.113.7"))
+            .to_http_request();
+        assert_eq!(client_ip(&req, true).map(|ip| ip.to_string()).as_deref(), Some("203.0.113.7"));
+        assert_eq!(client_ip(&req, false).map(|ip| ip.to_string()).as_deref(), Some("10.0.0.1"));
     }
 }

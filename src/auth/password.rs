@@ -12,7 +12,7 @@ use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, Pass
 use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::config::AuthSettings;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 fn hasher(settings: &AuthSettings) -> ApiResult<Argon2<'static>> {
     let params = Params::new(
@@ -27,11 +27,15 @@ fn hasher(settings: &AuthSettings) -> ApiResult<Argon2<'static>> {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// Hashes that may wait for a thread; beyond this a login is refused with
+/// 503 at once instead of queueing without bound behind a login flood.
+pub const MAX_WAITING_HASHES: usize = 256;
+
 /// Runs `work` on the hashing pool and waits for its result.
 async fn on_hashing_pool<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
     static POOL: OnceLock<crossbeam_channel::Sender<Job>> = OnceLock::new();
     let pool = POOL.get_or_init(|| {
-        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
+        let (jobs, queue) = crossbeam_channel::bounded::<Job>(MAX_WAITING_HASHES);
         let threads = thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         for n in 0..threads {
             let queue = queue.clone();
@@ -47,10 +51,18 @@ async fn on_hashing_pool<T: Send + 'static>(work: impl FnOnce() -> T + Send + 's
         jobs
     });
     let (reply, answer) = tokio::sync::oneshot::channel();
-    pool.send(Box::new(move || {
-        let _ = reply.send(work());
-    }))
-    .map_err(|_| ApiError::internal(anyhow::anyhow!("password hashing pool is gone")))?;
+    let job: Job = Box::new(move || {
+        // The request may have gone (client timeout): skip the work then.
+        if !reply.is_closed() {
+            let _ = reply.send(work());
+        }
+    });
+    pool.try_send(job).map_err(|err| match err {
+        crossbeam_channel::TrySendError::Full(_) => ApiError::new(ErrorCode::Overloaded).retry_after(1),
+        crossbeam_channel::TrySendError::Disconnected(_) => {
+            ApiError::internal(anyhow::anyhow!("password hashing pool is gone"))
+        }
+    })?;
     answer.await.map_err(|_| ApiError::internal(anyhow::anyhow!("password hashing job was dropped")))
 }
 

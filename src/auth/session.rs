@@ -14,6 +14,7 @@
 //! the cache TTL bounds staleness until it is back.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,6 +103,9 @@ pub struct Sessions {
     ttl: Duration,
     cache_ttl: Duration,
     cache: DashMap<String, CachedPrincipal>,
+    /// Bumped by every invalidation. A principal loaded while it changed may
+    /// predate a logout or freeze, so it is not cached.
+    generation: AtomicU64,
 }
 
 /// Hex SHA-256 of a token: the only form in which a token is stored.
@@ -118,6 +122,7 @@ impl Sessions {
             ttl: Duration::from_secs(settings.session_ttl_secs),
             cache_ttl: Duration::from_secs(settings.session_cache_ttl_secs),
             cache: DashMap::new(),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -160,8 +165,9 @@ impl Sessions {
         let expires_at = now + chrono::Duration::seconds(i64::try_from(ttl).unwrap_or(i64::MAX));
         // Warm the cache: the client's next request (often a burst of them
         // when a sale opens) is then answered without Redis or Postgres.
+        let generation = self.generation.load(Ordering::Acquire);
         let principal = Arc::new(self.load_principal(user_id, &id).await?);
-        self.cache.insert(id.clone(), self.cache_entry(principal, now));
+        self.cache_if_current(&id, principal, now, generation);
         Ok(NewSession { token, id, expires_at })
     }
 
@@ -174,6 +180,7 @@ impl Sessions {
                 return Ok(hit.principal.clone());
             }
         }
+        let generation = self.generation.load(Ordering::Acquire);
         let raw: Option<String> = self.kv.conn().get(self.session_key(&id)).await?;
         let record: SessionRecord = match raw.map(|r| serde_json::from_str(&r)) {
             Some(Ok(record)) => record,
@@ -183,8 +190,31 @@ impl Sessions {
             }
         };
         let principal = Arc::new(self.load_principal(record.user_id, &id).await?);
-        self.cache.insert(id, self.cache_entry(principal.clone(), record.created_at));
+        self.cache_if_current(&id, principal.clone(), record.created_at, generation);
         Ok(principal)
+    }
+
+    /// Caches a principal loaded since `generation`, unless an invalidation
+    /// came in meanwhile (it might have been meant for this very session).
+    fn cache_if_current(
+        &self,
+        id: &str,
+        principal: Arc<Principal>,
+        created_at: DateTime<Utc>,
+        generation: u64,
+    ) {
+        let entry = self.cache_entry(principal, created_at);
+        self.cache.insert(id.to_owned(), entry);
+        if self.generation.load(Ordering::Acquire) != generation {
+            self.cache.remove(id);
+        }
+    }
+
+    /// Drops cache entries past their freshness (called periodically so
+    /// sessions that are never used again do not stay in memory).
+    pub fn prune(&self) {
+        let now = Instant::now();
+        self.cache.retain(|_, cached| now < cached.fresh_until);
     }
 
     /// A cache entry for a session created at `created_at`: fresh for the
@@ -295,6 +325,7 @@ impl Sessions {
     }
 
     fn apply_invalidation(&self, what: &str) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         if let Some(id) = what.strip_prefix("session:") {
             self.cache.remove(id);
         } else if let Some(user) = what.strip_prefix("user:").and_then(|u| u.parse::<i64>().ok()) {

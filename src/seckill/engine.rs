@@ -158,8 +158,13 @@ impl SeckillEngine {
         }
     }
 
-    /// Registers a newly created event.
+    /// Registers a newly created event (unless a request already loaded it:
+    /// two actors for one event would each own its whole stock).
     pub async fn add(&self, event: EventRow) -> ApiResult<Arc<LiveEvent>> {
+        let _guard = self.loading.lock().await;
+        if let Some(live) = self.events.get(&event.id) {
+            return Ok(live.clone());
+        }
         let client = self.db.get().await?;
         Ok(self.start_event(&client, event).await?)
     }

@@ -25,6 +25,9 @@ use crate::validate::Validator;
 
 /// Most units one request may buy.
 pub const MAX_QUANTITY: u32 = 100;
+/// Highest unit price (1 billion in major units): with [`MAX_QUANTITY`] the
+/// order total stays far inside i64.
+pub const MAX_PRICE_CENTS: i64 = 100_000_000_000;
 /// Longest accepted `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
 
@@ -61,7 +64,7 @@ fn validate_event(req: &CreateEventRequest, now: DateTime<Utc>) -> ApiResult<()>
     let mut v = Validator::new();
     v.check("sku_id", req.sku_id > 0, "must_be_positive");
     v.length("title", req.title.trim(), 1, 200);
-    v.check("price_cents", req.price_cents >= 0, "must_not_be_negative");
+    v.check("price_cents", (0..=MAX_PRICE_CENTS).contains(&req.price_cents), "out_of_range");
     v.check("stock", (1..=10_000_000).contains(&req.stock), "out_of_range");
     v.check("per_user_limit", (1..=1_000_000).contains(&req.per_user_limit), "out_of_range");
     v.check("ends_at", req.ends_at > req.starts_at, "must_be_after_starts_at");

@@ -1,13 +1,14 @@
 //! SQL of the flash-sale engine, including the group-commit batch.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use actors::stock::{Reservation, ReservationOutcome, StockSnapshot};
+use actors::stock::{Refusal, Reservation, ReservationOutcome, StockSnapshot};
 use actors::writer::BatchStore;
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use deadpool_postgres::{GenericClient, Pool};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
 
 /// A flash-sale event as stored.
@@ -275,11 +276,37 @@ WITH input AS (
 )
 SELECT order_no FROM placed";
 
-impl BatchStore for PgReservations {
-    type Item = Reservation;
-    type Outcome = ReservationOutcome;
+/// Why one attempt at a batch statement failed.
+enum BatchFailure {
+    /// No connection: nothing was sent, so nothing was written.
+    NoConnection(String),
+    /// The statement ran and Postgres refused it: nothing was written.
+    Refused(tokio_postgres::Error),
+    /// The connection broke mid-statement: it may or may not have committed.
+    Ambiguous(tokio_postgres::Error),
+}
 
-    async fn write_batch(&self, items: &[Reservation]) -> Result<Vec<ReservationOutcome>, String> {
+impl BatchFailure {
+    fn code(&self) -> Option<&SqlState> {
+        match self {
+            BatchFailure::Refused(e) => e.code(),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for BatchFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchFailure::NoConnection(e) => write!(f, "no connection: {e}"),
+            BatchFailure::Refused(e) | BatchFailure::Ambiguous(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl PgReservations {
+    /// Runs the batch statement once and returns the order numbers placed.
+    async fn write_once(&self, items: &[Reservation]) -> Result<HashSet<String>, BatchFailure> {
         let n = items.len();
         let mut order_no = Vec::with_capacity(n);
         let mut user_id = Vec::with_capacity(n);
@@ -298,47 +325,135 @@ impl BatchStore for PgReservations {
             event_id.push(r.event_id);
             sku_id.push(r.sku_id);
             title.push(r.title.as_str());
-            quantity.push(i32::try_from(r.quantity).map_err(|e| e.to_string())?);
+            quantity.push(i32::try_from(r.quantity).unwrap_or(i32::MAX));
             unit_price.push(r.unit_price_cents);
-            limit.push(i32::try_from(r.per_user_limit).map_err(|e| e.to_string())?);
+            limit.push(i32::try_from(r.per_user_limit).unwrap_or(i32::MAX));
             key.push(r.idempotency_key.as_deref());
             created_at.push(DateTime::<Utc>::from(r.created_at));
             pay_before.push(DateTime::<Utc>::from(r.pay_before));
         }
-        let client = self.pool.get().await.map_err(|e| e.to_string())?;
-        let stmt = client.prepare_cached(WRITE_BATCH_SQL).await.map_err(|e| e.to_string())?;
-        let rows = client
-            .query(
-                &stmt,
-                &[
-                    &order_no,
-                    &user_id,
-                    &event_id,
-                    &sku_id,
-                    &title,
-                    &quantity,
-                    &unit_price,
-                    &limit,
-                    &key,
-                    &created_at,
-                    &pay_before,
-                ],
-            )
-            .await
-            .map_err(|e| format!("{e:#}"))?;
-        let mut placed = std::collections::HashSet::with_capacity(rows.len());
-        for row in &rows {
-            placed.insert(row.try_get::<_, String>(0).map_err(|e| e.to_string())?);
+        let client = self.pool.get().await.map_err(|e| BatchFailure::NoConnection(e.to_string()))?;
+        let classify = |e: tokio_postgres::Error| {
+            if e.as_db_error().is_some() {
+                BatchFailure::Refused(e)
+            } else {
+                BatchFailure::Ambiguous(e)
+            }
+        };
+        let stmt = client.prepare_cached(WRITE_BATCH_SQL).await.map_err(classify)?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 11] = [
+            &order_no,
+            &user_id,
+            &event_id,
+            &sku_id,
+            &title,
+            &quantity,
+            &unit_price,
+            &limit,
+            &key,
+            &created_at,
+            &pay_before,
+        ];
+        let rows = client.query(&stmt, &params).await.map_err(classify)?;
+        rows.iter().map(|row| row.try_get::<_, String>(0).map_err(BatchFailure::Ambiguous)).collect()
+    }
+
+    /// After a broken connection: the orders of `items` that did commit.
+    async fn committed_among(&self, items: &[Reservation]) -> Option<HashSet<String>> {
+        let numbers: Vec<&str> = items.iter().map(|r| r.order_no.as_str()).collect();
+        let client = self.pool.get().await.ok()?;
+        let rows =
+            client.query("SELECT order_no FROM orders WHERE order_no = ANY($1)", &[&numbers]).await.ok()?;
+        rows.iter().map(|row| row.try_get::<_, String>(0).ok()).collect()
+    }
+
+    /// Writes the batch, and copes with what can go wrong: a deadlock or
+    /// serialization failure is retried once; a CHECK violation (memory
+    /// believed in stock or allowance the database does not have) is
+    /// isolated by writing the items one by one; a broken connection is
+    /// resolved by looking the orders up, and what cannot be resolved is
+    /// reported `Unknown` so its units stay reserved.
+    async fn write_resilient(&self, items: &[Reservation]) -> Result<Vec<ReservationOutcome>, String> {
+        let mut attempt = self.write_once(items).await;
+        if let Err(failure) = &attempt {
+            if matches!(
+                failure.code(),
+                Some(&SqlState::T_R_DEADLOCK_DETECTED | &SqlState::T_R_SERIALIZATION_FAILURE)
+            ) {
+                attempt = self.write_once(items).await;
+            }
         }
-        Ok(items
-            .iter()
-            .map(|r| {
-                if placed.contains(&r.order_no) {
-                    ReservationOutcome::Committed
-                } else {
-                    ReservationOutcome::DuplicateKey
+        match attempt {
+            Ok(placed) => Ok(outcomes(items, &placed)),
+            Err(BatchFailure::Refused(e))
+                if e.code() == Some(&SqlState::CHECK_VIOLATION) && items.len() > 1 =>
+            {
+                tracing::error!(error = %e, rows = items.len(), "batch refused by a CHECK: memory and database disagree; writing rows one by one");
+                let mut all = Vec::with_capacity(items.len());
+                for item in items {
+                    all.push(match self.write_once(std::slice::from_ref(item)).await {
+                        Ok(placed) => outcomes(std::slice::from_ref(item), &placed)[0],
+                        Err(BatchFailure::Refused(e)) => refusal(&e),
+                        Err(BatchFailure::NoConnection(_)) => ReservationOutcome::NotWritten,
+                        Err(BatchFailure::Ambiguous(_)) => ReservationOutcome::Unknown,
+                    });
                 }
-            })
-            .collect())
+                Ok(all)
+            }
+            Err(BatchFailure::Refused(e)) if items.len() == 1 => Ok(vec![refusal(&e)]),
+            Err(BatchFailure::Ambiguous(e)) => {
+                tracing::warn!(error = %e, rows = items.len(), "connection broke during a group commit");
+                Ok(match self.committed_among(items).await {
+                    Some(found) => items
+                        .iter()
+                        .map(|r| {
+                            if found.contains(&r.order_no) {
+                                ReservationOutcome::Committed
+                            } else {
+                                ReservationOutcome::Unknown
+                            }
+                        })
+                        .collect(),
+                    None => vec![ReservationOutcome::Unknown; items.len()],
+                })
+            }
+            Err(failure) => Err(failure.to_string()),
+        }
+    }
+}
+
+/// Placed orders are committed; the others hit an idempotency key the user
+/// had already used.
+fn outcomes(items: &[Reservation], placed: &HashSet<String>) -> Vec<ReservationOutcome> {
+    items
+        .iter()
+        .map(|r| {
+            if placed.contains(&r.order_no) {
+                ReservationOutcome::Committed
+            } else {
+                ReservationOutcome::DuplicateKey
+            }
+        })
+        .collect()
+}
+
+/// The outcome of a one-row statement Postgres refused.
+fn refusal(e: &tokio_postgres::Error) -> ReservationOutcome {
+    let constraint = e.as_db_error().and_then(|d| d.constraint()).unwrap_or("");
+    match e.code() {
+        Some(&SqlState::CHECK_VIOLATION) if constraint.starts_with("seckill_user_counts") => {
+            ReservationOutcome::Refused(Refusal::LimitReached)
+        }
+        Some(&SqlState::CHECK_VIOLATION) => ReservationOutcome::Refused(Refusal::SoldOut),
+        _ => ReservationOutcome::NotWritten,
+    }
+}
+
+impl BatchStore for PgReservations {
+    type Item = Reservation;
+    type Outcome = ReservationOutcome;
+
+    async fn write_batch(&self, items: &[Reservation]) -> Result<Vec<ReservationOutcome>, String> {
+        self.write_resilient(items).await
     }
 }

@@ -379,3 +379,33 @@ async fn a_restarted_node_rebuilds_stock_and_limits_from_postgres() {
     let replay = buy(&restarted, &token, event, Some("a")).await;
     assert_eq!(replay.headers.get("idempotent-replayed").unwrap(), "true");
 }
+
+#[actix_web::test]
+async fn when_memory_and_database_disagree_the_database_wins_and_nothing_is_oversold() {
+    let app = spawn_app().await;
+    let (_, admin) = app.admin("ops").await;
+    let (shopper_id, shopper) = app.member("drift").await;
+    let (_, other) = app.member("bystander").await;
+    let event = create_event(&app, &admin, event_body(3, 2, json!({}))).await;
+    let client = app.db.get().await.unwrap();
+    // Simulate drift: the database has one unit left and the shopper is
+    // already at the limit, while the actor still believes 3 and 0.
+    client.execute("UPDATE seckill_events SET remaining_stock = 1 WHERE id = $1", &[&event]).await.unwrap();
+    client
+        .execute(
+            "INSERT INTO seckill_user_counts (event_id, user_id, per_user_limit, bought) VALUES ($1, $2, 2, 2)",
+            &[&event, &shopper_id],
+        )
+        .await
+        .unwrap();
+
+    let refused = buy(&app, &shopper, event, Some("over-limit")).await;
+    assert_eq!((refused.status.as_u16(), refused.code()), (409, "limit_reached"));
+    assert_eq!(buy(&app, &other, event, None).await.status, 201, "the one real unit sells");
+    let answers = [buy(&app, &other, event, None).await, buy(&app, &other, event, None).await];
+    assert!(answers.iter().all(|a| a.status == 409), "{answers:?}");
+    assert_eq!(remaining(&app, event).await, 0);
+    assert_eq!(live_units(&app, event).await, 1, "never more than the database had");
+    let retry = buy(&app, &shopper, event, Some("over-limit")).await;
+    assert_ne!(retry.code(), "idempotency_in_progress", "a refused key is forgotten");
+}
