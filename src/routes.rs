@@ -14,7 +14,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     system::configure(cfg);
     account::handlers::configure(cfg);
     order::handlers::configure(cfg);
-    seckill::naive::configure(cfg);
     openapi::configure(cfg);
     audit::handlers::configure(cfg);
     blacklist::handlers::configure(cfg);

@@ -15,16 +15,30 @@ use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::page::{Page, PageQuery};
 use crate::state::AppState;
 
-/// Mounts the flash-sale routes, the buy path first (see `routes`).
+/// Path prefix of the shoppers' flash-sale routes.
+pub const SHOP_SCOPE: &str = "/api/seckill/events";
+/// Path prefix of the operators' flash-sale routes.
+pub const ADMIN_SCOPE: &str = "/api/admin/seckill/events";
+
+/// Mounts the flash-sale routes under their two static prefixes (a prefix
+/// is a plain string comparison; only the short rest is matched by a
+/// pattern), the buy path first (see `routes`).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(create_seckill_order)
-        .service(get_event)
-        .service(get_purchase_token)
-        .service(list_events)
-        .service(create_event)
-        .service(open_event)
-        .service(close_event)
-        .service(event_stats);
+    cfg.service(
+        web::scope(SHOP_SCOPE)
+            .service(create_seckill_order)
+            .service(get_event)
+            .service(get_purchase_token)
+            .service(list_events)
+            .configure(super::naive::configure),
+    )
+    .service(
+        web::scope(ADMIN_SCOPE)
+            .service(create_event)
+            .service(open_event)
+            .service(close_event)
+            .service(event_stats),
+    );
 }
 
 /// Creates a flash-sale event and starts its stock actor.
@@ -33,7 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     responses((status = 201, body = EventView), (status = 401, body = ErrorBody),
         (status = 403, description = "needs `seckill.manage`", body = ErrorBody),
         (status = 422, description = "`validation_failed` per field", body = ErrorBody)))]
-#[post("/api/admin/seckill/events")]
+#[post("")]
 pub async fn create_event(
     state: web::Data<AppState>,
     operator: Require<perm::SeckillManage>,
@@ -50,7 +64,7 @@ pub async fn create_event(
     params(("id" = i64, Path)),
     responses((status = 200, body = EventView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "`invalid_state`: already closed", body = ErrorBody)))]
-#[post("/api/admin/seckill/events/{id}/open")]
+#[post("/{id}/open")]
 pub async fn open_event(
     state: web::Data<AppState>,
     operator: Require<perm::SeckillManage>,
@@ -64,7 +78,7 @@ pub async fn open_event(
 #[utoipa::path(post, path = "/api/admin/seckill/events/{id}/close", tag = "seckill", security(("bearer" = [])),
     params(("id" = i64, Path)),
     responses((status = 200, body = EventView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-#[post("/api/admin/seckill/events/{id}/close")]
+#[post("/{id}/close")]
 pub async fn close_event(
     state: web::Data<AppState>,
     operator: Require<perm::SeckillManage>,
@@ -78,7 +92,7 @@ pub async fn close_event(
 #[utoipa::path(get, path = "/api/admin/seckill/events/{id}/stats", tag = "seckill", security(("bearer" = [])),
     params(("id" = i64, Path)),
     responses((status = 200, body = EventStats), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-#[get("/api/admin/seckill/events/{id}/stats")]
+#[get("/{id}/stats")]
 pub async fn event_stats(
     state: web::Data<AppState>,
     _operator: Require<perm::SeckillManage>,
@@ -90,7 +104,7 @@ pub async fn event_stats(
 /// Current and upcoming sales, soonest first.
 #[utoipa::path(get, path = "/api/seckill/events", tag = "seckill", params(PageQuery),
     responses((status = 200, body = Page<EventView>), (status = 400, body = ErrorBody)))]
-#[get("/api/seckill/events")]
+#[get("")]
 pub async fn list_events(state: web::Data<AppState>, page: web::Query<PageQuery>) -> ApiResult<HttpResponse> {
     let paging = page.paging()?;
     let client = state.db.get().await?;
@@ -107,7 +121,7 @@ pub async fn list_events(state: web::Data<AppState>, page: web::Query<PageQuery>
 /// memory, without a database query.
 #[utoipa::path(get, path = "/api/seckill/events/{id}", tag = "seckill", params(("id" = i64, Path)),
     responses((status = 200, body = EventView), (status = 404, body = ErrorBody)))]
-#[get("/api/seckill/events/{id}")]
+#[get("/{id}")]
 pub async fn get_event(state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     let live = service::live_event(&state, *id).await?;
     Ok(HttpResponse::Ok().json(service::view(&live)))
@@ -119,7 +133,7 @@ pub async fn get_event(state: web::Data<AppState>, id: web::Path<i64>) -> ApiRes
     responses((status = 200, body = PurchaseToken), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "`not_started` or `sold_out`", body = ErrorBody),
         (status = 410, description = "`ended`", body = ErrorBody)))]
-#[get("/api/seckill/events/{id}/purchase-token")]
+#[get("/{id}/purchase-token")]
 pub async fn get_purchase_token(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -167,7 +181,7 @@ fn header(headers: &HeaderMap, name: &str, max_len: usize) -> ApiResult<Option<S
         (status = 422, description = "`validation_failed` (quantity), `idempotency_key_reused`", body = ErrorBody),
         (status = 429, description = "`rate_limited`", body = ErrorBody),
         (status = 503, description = "`overloaded` or `unavailable`, with Retry-After", body = ErrorBody)))]
-#[post("/api/seckill/events/{id}/orders")]
+#[post("/{id}/orders")]
 pub async fn create_seckill_order(
     state: web::Data<AppState>,
     user: AuthUser,

@@ -15,7 +15,8 @@ use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::order;
 use crate::state::AppState;
 
-/// Mounts the baseline route (it answers 404 unless enabled).
+/// Mounts the baseline route inside the shoppers' flash-sale scope (it
+/// answers 404 unless enabled).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(create_naive_order);
 }
@@ -27,7 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     responses((status = 201, body = OrderReceipt),
         (status = 404, description = "disabled, or no such event", body = ErrorBody),
         (status = 409, description = "`sold_out` or `limit_reached`", body = ErrorBody)))]
-#[post("/api/seckill/events/{id}/orders-naive")]
+#[post("/{id}/orders-naive")]
 pub async fn create_naive_order(
     state: web::Data<AppState>,
     user: AuthUser,
