@@ -102,15 +102,23 @@ pub struct Sessions {
     kv: Kv,
     ttl: Duration,
     cache_ttl: Duration,
-    cache: DashMap<String, CachedPrincipal>,
+    /// Keyed by the raw SHA-256 of the token: no hex string is built on a hit.
+    cache: DashMap<TokenDigest, CachedPrincipal>,
     /// Bumped by every invalidation. A principal loaded while it changed may
     /// predate a logout or freeze, so it is not cached.
     generation: AtomicU64,
 }
 
+/// SHA-256 of a token.
+type TokenDigest = [u8; 32];
+
+fn token_digest(token: &str) -> TokenDigest {
+    Sha256::digest(token.as_bytes()).into()
+}
+
 /// Hex SHA-256 of a token: the only form in which a token is stored.
 pub fn token_id(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    hex::encode(token_digest(token))
 }
 
 impl Sessions {
@@ -144,7 +152,8 @@ impl Sessions {
         let mut raw = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let token = hex::encode(raw);
-        let id = token_id(&token);
+        let digest = token_digest(&token);
+        let id = hex::encode(digest);
         let now = Utc::now();
         let record = SessionRecord {
             user_id,
@@ -167,30 +176,31 @@ impl Sessions {
         // when a sale opens) is then answered without Redis or Postgres.
         let generation = self.generation.load(Ordering::Acquire);
         let principal = Arc::new(self.load_principal(user_id, &id).await?);
-        self.cache_if_current(&id, principal, now, generation);
+        self.cache_if_current(digest, principal, now, generation);
         Ok(NewSession { token, id, expires_at })
     }
 
     /// Resolves a bearer token to its principal: from the cache when fresh,
     /// else from Redis and Postgres. Frozen accounts are refused.
     pub async fn authenticate(&self, token: &str) -> ApiResult<Arc<Principal>> {
-        let id = token_id(token);
-        if let Some(hit) = self.cache.get(&id) {
+        let digest = token_digest(token);
+        if let Some(hit) = self.cache.get(&digest) {
             if Instant::now() < hit.fresh_until {
                 return Ok(hit.principal.clone());
             }
         }
+        let id = hex::encode(digest);
         let generation = self.generation.load(Ordering::Acquire);
         let raw: Option<String> = self.kv.conn().get(self.session_key(&id)).await?;
         let record: SessionRecord = match raw.map(|r| serde_json::from_str(&r)) {
             Some(Ok(record)) => record,
             _ => {
-                self.cache.remove(&id);
+                self.cache.remove(&digest);
                 return Err(ErrorCode::Unauthenticated.into());
             }
         };
         let principal = Arc::new(self.load_principal(record.user_id, &id).await?);
-        self.cache_if_current(&id, principal.clone(), record.created_at, generation);
+        self.cache_if_current(digest, principal.clone(), record.created_at, generation);
         Ok(principal)
     }
 
@@ -198,15 +208,15 @@ impl Sessions {
     /// came in meanwhile (it might have been meant for this very session).
     fn cache_if_current(
         &self,
-        id: &str,
+        digest: TokenDigest,
         principal: Arc<Principal>,
         created_at: DateTime<Utc>,
         generation: u64,
     ) {
         let entry = self.cache_entry(principal, created_at);
-        self.cache.insert(id.to_owned(), entry);
+        self.cache.insert(digest, entry);
         if self.generation.load(Ordering::Acquire) != generation {
-            self.cache.remove(id);
+            self.cache.remove(&digest);
         }
     }
 
@@ -327,7 +337,10 @@ impl Sessions {
     fn apply_invalidation(&self, what: &str) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         if let Some(id) = what.strip_prefix("session:") {
-            self.cache.remove(id);
+            let mut digest = TokenDigest::default();
+            if hex::decode_to_slice(id, &mut digest).is_ok() {
+                self.cache.remove(&digest);
+            }
         } else if let Some(user) = what.strip_prefix("user:").and_then(|u| u.parse::<i64>().ok()) {
             self.cache.retain(|_, cached| cached.principal.user_id != user);
         } else {
