@@ -28,7 +28,7 @@ pub struct ServerSettings {
     pub port: u16,
     /// 0 means one worker per CPU core.
     pub workers: usize,
-    /// Trust the first `X-Forwarded-For` entry as the client address.
+    /// Trust the right-most `X-Forwarded-For` entry (appended by our proxy) as the client address.
     pub trust_forwarded_for: bool,
     pub shutdown_timeout_secs: u64,
 }
