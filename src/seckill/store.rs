@@ -384,7 +384,9 @@ impl PgReservations {
             }
         }
         match attempt {
-            Ok(placed) => Ok(outcomes(items, &placed)),
+            // Not placed after a successful statement: the user had already
+            // used that idempotency key.
+            Ok(placed) => Ok(outcomes(items, &placed, ReservationOutcome::DuplicateKey)),
             Err(BatchFailure::Refused(e))
                 if e.code() == Some(&SqlState::CHECK_VIOLATION) && items.len() > 1 =>
             {
@@ -392,7 +394,8 @@ impl PgReservations {
                 let mut all = Vec::with_capacity(items.len());
                 for item in items {
                     all.push(match self.write_once(std::slice::from_ref(item)).await {
-                        Ok(placed) => outcomes(std::slice::from_ref(item), &placed)[0],
+                        Ok(placed) if placed.contains(&item.order_no) => ReservationOutcome::Committed,
+                        Ok(_) => ReservationOutcome::DuplicateKey,
                         Err(BatchFailure::Refused(e)) => refusal(&e),
                         Err(BatchFailure::NoConnection(_)) => ReservationOutcome::NotWritten,
                         Err(BatchFailure::Ambiguous(_)) => ReservationOutcome::Unknown,
@@ -404,16 +407,7 @@ impl PgReservations {
             Err(BatchFailure::Ambiguous(e)) => {
                 tracing::warn!(error = %e, rows = items.len(), "connection broke during a group commit");
                 Ok(match self.committed_among(items).await {
-                    Some(found) => items
-                        .iter()
-                        .map(|r| {
-                            if found.contains(&r.order_no) {
-                                ReservationOutcome::Committed
-                            } else {
-                                ReservationOutcome::Unknown
-                            }
-                        })
-                        .collect(),
+                    Some(found) => outcomes(items, &found, ReservationOutcome::Unknown),
                     None => vec![ReservationOutcome::Unknown; items.len()],
                 })
             }
@@ -422,18 +416,15 @@ impl PgReservations {
     }
 }
 
-/// Placed orders are committed; the others hit an idempotency key the user
-/// had already used.
-fn outcomes(items: &[Reservation], placed: &HashSet<String>) -> Vec<ReservationOutcome> {
+/// Items whose order is in `placed` are committed; the others get `absent`.
+fn outcomes(
+    items: &[Reservation],
+    placed: &HashSet<String>,
+    absent: ReservationOutcome,
+) -> Vec<ReservationOutcome> {
     items
         .iter()
-        .map(|r| {
-            if placed.contains(&r.order_no) {
-                ReservationOutcome::Committed
-            } else {
-                ReservationOutcome::DuplicateKey
-            }
-        })
+        .map(|r| if placed.contains(&r.order_no) { ReservationOutcome::Committed } else { absent })
         .collect()
 }
 
