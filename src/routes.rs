@@ -6,20 +6,28 @@ use actix_web::web;
 use crate::error::{ApiError, ErrorCode};
 use crate::{account, admin, audit, blacklist, menu, openapi, order, rbac, seckill, system};
 
+/// Prefix of the platform administration API.
+pub const SYSTEM_SCOPE: &str = "/api/system";
+
 /// Mounts every route. Order matters for speed: actix tries resources in
 /// registration order and each pattern with a `{param}` costs a regex
-/// match, so the flash-sale routes (the hottest under load) come first.
+/// match, so the flash-sale routes (the hottest under load) come first, and
+/// whole areas sit under static scopes (a prefix compare skips them all).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     seckill::handlers::configure(cfg);
     system::configure(cfg);
     account::handlers::configure(cfg);
+    menu::handlers::configure_own(cfg);
     order::handlers::configure(cfg);
     openapi::configure(cfg);
-    audit::handlers::configure(cfg);
-    blacklist::handlers::configure(cfg);
-    rbac::handlers::configure(cfg);
-    menu::handlers::configure(cfg);
-    admin::handlers::configure(cfg);
+    cfg.service(
+        web::scope(SYSTEM_SCOPE)
+            .configure(admin::handlers::configure)
+            .configure(rbac::handlers::configure)
+            .configure(menu::handlers::configure)
+            .configure(blacklist::handlers::configure)
+            .configure(audit::handlers::configure),
+    );
 }
 
 /// JSON 404 for every unknown path.

@@ -15,7 +15,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::page::{Page, PageQuery, Paging};
 use crate::state::AppState;
 
-/// Mounts the admin and member management routes.
+/// Mounts the admin and member management routes (inside the `/api/system` scope).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list_admins)
         .service(add_admin)
@@ -49,7 +49,7 @@ impl From<AccountRow> for AccountView {
     (status = 400, description = "`invalid_query`", body = ErrorBody),
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `admin.manage`", body = ErrorBody)))]
-#[get("/api/system/admins")]
+#[get("/admins")]
 pub async fn list_admins(
     state: web::Data<AppState>,
     _user: Require<perm::AdminManage>,
@@ -81,7 +81,7 @@ pub struct AddAdminRequest {
     (status = 403, description = "`forbidden`: needs `admin.manage`", body = ErrorBody),
     (status = 409, description = "`username_taken` or `email_taken`", body = ErrorBody),
     (status = 422, description = "`validation_failed` or `invalid_body`", body = ErrorBody)))]
-#[post("/api/system/admins")]
+#[post("/admins")]
 pub async fn add_admin(
     state: web::Data<AppState>,
     user: Require<perm::AdminManage>,
@@ -114,7 +114,7 @@ pub struct UpdateAdminRequest {
     (status = 404, description = "no such administrator", body = ErrorBody),
     (status = 409, description = "`invalid_state`: not on your own account", body = ErrorBody),
     (status = 422, description = "`validation_failed` or `invalid_body`", body = ErrorBody)))]
-#[patch("/api/system/admins/{id}")]
+#[patch("/admins/{id}")]
 pub async fn update_admin(
     state: web::Data<AppState>,
     user: Require<perm::AdminManage>,
@@ -135,7 +135,7 @@ pub async fn update_admin(
     (status = 403, description = "`forbidden`: needs `admin.manage`", body = ErrorBody),
     (status = 404, description = "no such administrator", body = ErrorBody),
     (status = 409, description = "`invalid_state`: not your own account", body = ErrorBody)))]
-#[delete("/api/system/admins/{id}")]
+#[delete("/admins/{id}")]
 pub async fn delete_admin(
     state: web::Data<AppState>,
     user: Require<perm::AdminManage>,
@@ -173,7 +173,7 @@ const QUERY_MAX_CHARS: usize = 64;
     (status = 400, description = "`invalid_query`", body = ErrorBody),
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `member.read`", body = ErrorBody)))]
-#[get("/api/system/members")]
+#[get("/members")]
 pub async fn list_members(
     state: web::Data<AppState>,
     _user: Require<perm::MemberRead>,
@@ -206,7 +206,7 @@ pub async fn list_members(
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `member.read`", body = ErrorBody),
     (status = 404, body = ErrorBody)))]
-#[get("/api/system/members/{id}")]
+#[get("/members/{id}")]
 pub async fn get_member(
     state: web::Data<AppState>,
     _user: Require<perm::MemberRead>,
@@ -227,7 +227,7 @@ pub async fn get_member(
     (status = 403, description = "`forbidden`: needs `member.manage` (and `admin.manage` for admin/staff)", body = ErrorBody),
     (status = 404, body = ErrorBody),
     (status = 422, description = "`validation_failed` or `invalid_body`", body = ErrorBody)))]
-#[patch("/api/system/members/{id}")]
+#[patch("/members/{id}")]
 pub async fn update_member(
     state: web::Data<AppState>,
     user: Require<perm::MemberManage>,
@@ -248,7 +248,7 @@ pub async fn update_member(
     (status = 403, description = "`forbidden`: needs `member.manage` (and `admin.manage` for admin/staff)", body = ErrorBody),
     (status = 404, body = ErrorBody),
     (status = 409, description = "`invalid_state`: not your own account", body = ErrorBody)))]
-#[post("/api/system/members/{id}/freeze")]
+#[post("/members/{id}/freeze")]
 pub async fn freeze_member(
     state: web::Data<AppState>,
     user: Require<perm::MemberManage>,
@@ -267,7 +267,7 @@ pub async fn freeze_member(
     (status = 403, description = "`forbidden`: needs `member.manage` (and `admin.manage` for admin/staff)", body = ErrorBody),
     (status = 404, body = ErrorBody),
     (status = 409, description = "`invalid_state`: not your own account", body = ErrorBody)))]
-#[post("/api/system/members/{id}/unfreeze")]
+#[post("/members/{id}/unfreeze")]
 pub async fn unfreeze_member(
     state: web::Data<AppState>,
     user: Require<perm::MemberManage>,

@@ -11,7 +11,7 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::page::{Page, Paging};
 use crate::state::AppState;
 
-/// Mounts the audit routes.
+/// Mounts the audit routes (inside the `/api/system` scope).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list_audit_log);
 }
@@ -69,7 +69,7 @@ impl From<AuditRow> for AuditEntry {
     (status = 400, description = "`invalid_query`", body = ErrorBody),
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `audit.read`", body = ErrorBody)))]
-#[get("/api/system/audit-log")]
+#[get("/audit-log")]
 pub async fn list_audit_log(
     state: web::Data<AppState>,
     _user: Require<perm::AuditRead>,

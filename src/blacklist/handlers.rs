@@ -13,7 +13,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::page::{Page, Paging};
 use crate::state::AppState;
 
-/// Mounts the blacklist routes.
+/// Mounts the blacklist routes (inside the `/api/system` scope).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list_blacklist).service(add_blacklist).service(remove_blacklist);
 }
@@ -68,7 +68,7 @@ pub struct BlacklistQuery {
     (status = 400, description = "`invalid_query`", body = ErrorBody),
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `blacklist.manage`", body = ErrorBody)))]
-#[get("/api/system/blacklist")]
+#[get("/blacklist")]
 pub async fn list_blacklist(
     state: web::Data<AppState>,
     _user: Require<perm::BlacklistManage>,
@@ -104,7 +104,7 @@ pub struct AddBlacklistRequest {
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `blacklist.manage`", body = ErrorBody),
     (status = 422, description = "`validation_failed` (ip, user_id, reason, expires_at) or `invalid_body`", body = ErrorBody)))]
-#[post("/api/system/blacklist")]
+#[post("/blacklist")]
 pub async fn add_blacklist(
     state: web::Data<AppState>,
     user: Require<perm::BlacklistManage>,
@@ -124,7 +124,7 @@ pub async fn add_blacklist(
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `blacklist.manage`", body = ErrorBody),
     (status = 404, body = ErrorBody)))]
-#[delete("/api/system/blacklist/{id}")]
+#[delete("/blacklist/{id}")]
 pub async fn remove_blacklist(
     state: web::Data<AppState>,
     user: Require<perm::BlacklistManage>,

@@ -15,15 +15,14 @@ use crate::page::{Page, PageQuery};
 use crate::state::AppState;
 use crate::validate;
 
-/// Mounts the menu routes.
+/// Mounts the menu administration routes (inside the `/api/system` scope).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(list_menus)
-        .service(create_menu)
-        .service(get_menu)
-        .service(update_menu)
-        .service(delete_menu)
-        .service(my_menus)
-        .service(check_permission);
+    cfg.service(list_menus).service(create_menu).service(get_menu).service(update_menu).service(delete_menu);
+}
+
+/// Mounts the caller's own menu and permission check (`/api/auth/...`).
+pub fn configure_own(cfg: &mut web::ServiceConfig) {
+    cfg.service(my_menus).service(check_permission);
 }
 
 type MenuManager = Require<perm::MenuManage>;
@@ -71,7 +70,7 @@ impl From<MenuRow> for MenuView {
     (status = 400, description = "`invalid_query`", body = ErrorBody),
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `menu.manage`", body = ErrorBody)))]
-#[get("/api/system/menus")]
+#[get("/menus")]
 pub async fn list_menus(
     state: web::Data<AppState>,
     _user: MenuManager,
@@ -90,7 +89,7 @@ pub async fn list_menus(
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `menu.manage`", body = ErrorBody),
     (status = 404, body = ErrorBody)))]
-#[get("/api/system/menus/{id}")]
+#[get("/menus/{id}")]
 pub async fn get_menu(
     state: web::Data<AppState>,
     _user: MenuManager,
@@ -129,7 +128,7 @@ pub struct CreateMenuRequest {
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `menu.manage`", body = ErrorBody),
     (status = 422, description = "`validation_failed` (e.g. parent_id not_found) or `invalid_body`", body = ErrorBody)))]
-#[post("/api/system/menus")]
+#[post("/menus")]
 pub async fn create_menu(
     state: web::Data<AppState>,
     user: MenuManager,
@@ -177,7 +176,7 @@ pub struct UpdateMenuRequest {
     (status = 403, description = "`forbidden`: needs `menu.manage`", body = ErrorBody),
     (status = 404, body = ErrorBody),
     (status = 422, description = "`validation_failed` (e.g. parent_id cycle) or `invalid_body`", body = ErrorBody)))]
-#[patch("/api/system/menus/{id}")]
+#[patch("/menus/{id}")]
 pub async fn update_menu(
     state: web::Data<AppState>,
     user: MenuManager,
@@ -207,7 +206,7 @@ pub async fn update_menu(
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `menu.manage`", body = ErrorBody),
     (status = 404, body = ErrorBody)))]
-#[delete("/api/system/menus/{id}")]
+#[delete("/menus/{id}")]
 pub async fn delete_menu(
     state: web::Data<AppState>,
     user: MenuManager,

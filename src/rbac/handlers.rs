@@ -15,7 +15,7 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::page::{Page, PageQuery};
 use crate::state::AppState;
 
-/// Mounts the RBAC routes.
+/// Mounts the RBAC routes (inside the `/api/system` scope).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list_permissions)
         .service(list_roles)
@@ -42,7 +42,7 @@ type RoleManager = Require<perm::RoleManage>;
     (status = 200, body = [String]),
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `role.manage`", body = ErrorBody)))]
-#[get("/api/system/permissions")]
+#[get("/permissions")]
 pub async fn list_permissions(_user: RoleManager) -> HttpResponse {
     HttpResponse::Ok().json(perm::ALL)
 }
@@ -81,7 +81,7 @@ impl From<RoleRow> for RoleView {
     (status = 400, description = "`invalid_query`", body = ErrorBody),
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `role.manage`", body = ErrorBody)))]
-#[get("/api/system/roles")]
+#[get("/roles")]
 pub async fn list_roles(
     state: web::Data<AppState>,
     _user: RoleManager,
@@ -114,7 +114,7 @@ pub struct CreateRoleRequest {
     (status = 403, description = "`forbidden`: needs `role.manage`", body = ErrorBody),
     (status = 409, description = "`conflict`: the name is taken", body = ErrorBody),
     (status = 422, description = "`validation_failed` (name, description, permissions) or `invalid_body`", body = ErrorBody)))]
-#[post("/api/system/roles")]
+#[post("/roles")]
 pub async fn create_role(
     state: web::Data<AppState>,
     user: RoleManager,
@@ -148,7 +148,7 @@ pub struct UpdateRoleRequest {
     (status = 404, body = ErrorBody),
     (status = 409, description = "`conflict` (name taken) or `invalid_state` (built-in rename, admin permissions)", body = ErrorBody),
     (status = 422, description = "`validation_failed` or `invalid_body`", body = ErrorBody)))]
-#[patch("/api/system/roles/{id}")]
+#[patch("/roles/{id}")]
 pub async fn update_role(
     state: web::Data<AppState>,
     user: RoleManager,
@@ -170,7 +170,7 @@ pub async fn update_role(
     (status = 403, description = "`forbidden`: needs `role.manage`", body = ErrorBody),
     (status = 404, body = ErrorBody),
     (status = 409, description = "`invalid_state`: built-in roles cannot be deleted", body = ErrorBody)))]
-#[delete("/api/system/roles/{id}")]
+#[delete("/roles/{id}")]
 pub async fn delete_role(
     state: web::Data<AppState>,
     user: RoleManager,
@@ -189,7 +189,7 @@ pub async fn delete_role(
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `role.manage` (and `admin.manage` for admin/staff)", body = ErrorBody),
     (status = 404, description = "no such user or role", body = ErrorBody)))]
-#[put("/api/system/users/{id}/roles/{role_id}")]
+#[put("/users/{id}/roles/{role_id}")]
 pub async fn grant_user_role(
     state: web::Data<AppState>,
     user: RoleManager,
@@ -209,7 +209,7 @@ pub async fn grant_user_role(
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `role.manage` (and `admin.manage` for admin/staff)", body = ErrorBody),
     (status = 404, description = "no such user or role, or not held", body = ErrorBody)))]
-#[delete("/api/system/users/{id}/roles/{role_id}")]
+#[delete("/users/{id}/roles/{role_id}")]
 pub async fn revoke_user_role(
     state: web::Data<AppState>,
     user: RoleManager,
@@ -253,7 +253,7 @@ impl From<GroupRow> for GroupView {
     (status = 400, description = "`invalid_query`", body = ErrorBody),
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `role.manage`", body = ErrorBody)))]
-#[get("/api/system/groups")]
+#[get("/groups")]
 pub async fn list_groups(
     state: web::Data<AppState>,
     _user: RoleManager,
@@ -284,7 +284,7 @@ pub struct CreateGroupRequest {
     (status = 403, description = "`forbidden`: needs `role.manage`", body = ErrorBody),
     (status = 409, description = "`conflict`: the name is taken", body = ErrorBody),
     (status = 422, description = "`validation_failed` or `invalid_body`", body = ErrorBody)))]
-#[post("/api/system/groups")]
+#[post("/groups")]
 pub async fn create_group(
     state: web::Data<AppState>,
     user: RoleManager,
@@ -314,7 +314,7 @@ pub struct UpdateGroupRequest {
     (status = 404, body = ErrorBody),
     (status = 409, description = "`conflict`: the name is taken", body = ErrorBody),
     (status = 422, description = "`validation_failed` or `invalid_body`", body = ErrorBody)))]
-#[patch("/api/system/groups/{id}")]
+#[patch("/groups/{id}")]
 pub async fn update_group(
     state: web::Data<AppState>,
     user: RoleManager,
@@ -340,7 +340,7 @@ pub async fn update_group(
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `role.manage` (and `admin.manage` if it grants admin/staff)", body = ErrorBody),
     (status = 404, body = ErrorBody)))]
-#[delete("/api/system/groups/{id}")]
+#[delete("/groups/{id}")]
 pub async fn delete_group(
     state: web::Data<AppState>,
     user: RoleManager,
@@ -371,7 +371,7 @@ impl From<MemberRow> for GroupMember {
     (status = 400, description = "`invalid_query`", body = ErrorBody),
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `role.manage`", body = ErrorBody)))]
-#[get("/api/system/groups/{id}/members")]
+#[get("/groups/{id}/members")]
 pub async fn list_group_members(
     state: web::Data<AppState>,
     _user: RoleManager,
@@ -392,7 +392,7 @@ pub async fn list_group_members(
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `role.manage` (and `admin.manage` if it grants admin/staff)", body = ErrorBody),
     (status = 404, description = "no such group or user", body = ErrorBody)))]
-#[put("/api/system/groups/{id}/members/{user_id}")]
+#[put("/groups/{id}/members/{user_id}")]
 pub async fn add_group_member(
     state: web::Data<AppState>,
     user: RoleManager,
@@ -412,7 +412,7 @@ pub async fn add_group_member(
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `role.manage` (and `admin.manage` if it grants admin/staff)", body = ErrorBody),
     (status = 404, description = "no such group or user, or not a member", body = ErrorBody)))]
-#[delete("/api/system/groups/{id}/members/{user_id}")]
+#[delete("/groups/{id}/members/{user_id}")]
 pub async fn remove_group_member(
     state: web::Data<AppState>,
     user: RoleManager,
@@ -432,7 +432,7 @@ pub async fn remove_group_member(
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `role.manage` (and `admin.manage` for admin/staff)", body = ErrorBody),
     (status = 404, description = "no such group or role", body = ErrorBody)))]
-#[put("/api/system/groups/{id}/roles/{role_id}")]
+#[put("/groups/{id}/roles/{role_id}")]
 pub async fn grant_group_role(
     state: web::Data<AppState>,
     user: RoleManager,
@@ -452,7 +452,7 @@ pub async fn grant_group_role(
     (status = 401, body = ErrorBody),
     (status = 403, description = "`forbidden`: needs `role.manage` (and `admin.manage` for admin/staff)", body = ErrorBody),
     (status = 404, description = "no such group or role, or not held", body = ErrorBody)))]
-#[delete("/api/system/groups/{id}/roles/{role_id}")]
+#[delete("/groups/{id}/roles/{role_id}")]
 pub async fn revoke_group_role(
     state: web::Data<AppState>,
     user: RoleManager,
