@@ -36,26 +36,22 @@ pub async fn pay(state: &AppState, user_id: i64, order_no: &str) -> ApiResult<Or
     let order = own_order(state, user_id, order_no).await?;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    if store::mark_paid(&tx, order.id, user_id).await? {
-        tx.commit().await?;
-    } else {
-        let current = store::find_by_no(&tx, order_no).await?.ok_or(ApiError::new(ErrorCode::NotFound))?;
-        match current.view.status.as_str() {
-            "paid" => return Ok(current),
-            "cancelled" | "pending_payment" => {
-                store::record_payment_exception(&tx, order.id, order.view.total_cents, "order_expired")
-                    .await?;
-                tx.commit().await?;
-                return Err(ApiError::new(ErrorCode::OrderExpired)
-                    .with_message("the payment window has passed; the payment is recorded for refund"));
-            }
-            other => {
-                return Err(ApiError::new(ErrorCode::InvalidState)
-                    .with_message(format!("the order is {other} and cannot be paid")));
-            }
+    let paid_now = store::mark_paid(&tx, order.id, user_id).await?;
+    let current = store::find_by_no(&tx, order_no).await?.ok_or(ApiError::new(ErrorCode::NotFound))?;
+    match (paid_now, current.view.status.as_str()) {
+        (true, _) | (false, "paid") => {
+            tx.commit().await?;
+            Ok(current)
         }
+        (false, "cancelled" | "pending_payment") => {
+            store::record_payment_exception(&tx, order.id, order.view.total_cents, "order_expired").await?;
+            tx.commit().await?;
+            Err(ApiError::new(ErrorCode::OrderExpired)
+                .with_message("the payment window has passed; the payment is recorded for refund"))
+        }
+        (false, other) => Err(ApiError::new(ErrorCode::InvalidState)
+            .with_message(format!("the order is {other} and cannot be paid"))),
     }
-    own_order(state, user_id, order_no).await
 }
 
 /// Expires unpaid orders past their deadline every `interval`, forever,
