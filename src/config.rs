@@ -17,6 +17,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub blacklist: BlacklistSettings,
     pub seckill: SeckillSettings,
+    pub catalog: CatalogSettings,
     pub log: LogSettings,
 }
 
@@ -112,6 +113,16 @@ impl std::fmt::Debug for SeckillSettings {
             .field("actor_mailbox_capacity", &self.actor_mailbox_capacity)
             .finish_non_exhaustive()
     }
+}
+
+/// Shops and catalog.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogSettings {
+    /// Longest a rendered product detail is served from memory.
+    pub detail_cache_ttl_ms: u64,
+    /// Most product details held in memory.
+    pub detail_cache_capacity: usize,
 }
 
 /// Log format and filter.

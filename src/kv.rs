@@ -2,6 +2,7 @@
 //! prefix that keeps deployments and test runs apart.
 
 use anyhow::Context;
+use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 
 use crate::config::RedisSettings;
@@ -52,11 +53,46 @@ impl Kv {
         format!("{}{}", self.prefix, name)
     }
 
+    /// Follows a pub/sub channel for ever, reconnecting after a second when
+    /// the subscription drops. `on` hears [`Signal::Resync`] whenever
+    /// messages may have been missed (on every (re)subscription and loss),
+    /// so in-memory state derived from the channel can start clean.
+    pub async fn follow(&self, channel: &str, mut on: impl AsyncFnMut(Signal)) {
+        loop {
+            match self.pubsub().await {
+                Ok(mut pubsub) => match pubsub.subscribe(channel).await {
+                    Ok(()) => {
+                        on(Signal::Resync).await;
+                        let mut messages = pubsub.on_message();
+                        while let Some(message) = messages.next().await {
+                            if let Ok(payload) = message.get_payload::<String>() {
+                                on(Signal::Message(payload)).await;
+                            }
+                        }
+                        tracing::warn!(channel, "subscription ended; reconnecting");
+                    }
+                    Err(err) => tracing::warn!(channel, error = %err, "cannot subscribe"),
+                },
+                Err(err) => tracing::warn!(channel, error = %err, "cannot open a pub/sub connection"),
+            }
+            on(Signal::Resync).await;
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+
     /// Checks that Redis answers.
     pub async fn ping(&self) -> redis::RedisResult<()> {
         let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
         Ok(())
     }
+}
+
+/// What a channel follower hears.
+pub enum Signal {
+    /// Messages may have been missed: rebuild from the source of truth.
+    Resync,
+    /// One message's payload.
+    Message(String),
 }
 
 fn describe(client: &redis::Client) -> String {

@@ -14,6 +14,7 @@
 //! - [`admin`]: admin and member management.
 //! - [`audit`]: the log of admin actions; [`page`]: shared pagination.
 //! - [`seckill`], [`order`]: the flash-sale engine and its orders.
+//! - [`storefront`]: what shoppers browse, with the product-detail cache.
 //!
 //! Each domain is split into `handlers` (extract, authorise, call, respond),
 //! `service` (rules, transactions, actor calls) and `store` (SQL only).
@@ -37,6 +38,7 @@ pub mod routes;
 pub mod seckill;
 pub mod startup;
 pub mod state;
+pub mod storefront;
 pub mod system;
 pub mod telemetry;
 pub mod validate;

@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::seckill::engine::SeckillEngine;
 use crate::seckill::ratelimit::IDLE_BUCKET_TTL;
 use crate::state::AppState;
+use crate::storefront::cache::ProductCache;
 use crate::{account, blacklist, db, order, routes, telemetry};
 
 /// A bound, not yet running server and the state behind it.
@@ -71,12 +72,27 @@ async fn connect(settings: Settings) -> anyhow::Result<AppState> {
     let blacklist = Arc::new(Blacklist::new(pool.clone(), kv.clone()));
     blacklist.reload().await.map_err(|e| anyhow::anyhow!("cannot load the blacklist: {e}"))?;
     let seckill = SeckillEngine::start(pool.clone(), &settings.seckill, metrics.clone()).await?;
-    Ok(AppState { settings: Arc::new(settings), db: pool, kv, sessions, blacklist, metrics, seckill })
+    let products = Arc::new(ProductCache::new(
+        kv.clone(),
+        Duration::from_millis(settings.catalog.detail_cache_ttl_ms),
+        settings.catalog.detail_cache_capacity,
+    ));
+    Ok(AppState {
+        settings: Arc::new(settings),
+        db: pool,
+        kv,
+        sessions,
+        blacklist,
+        metrics,
+        seckill,
+        products,
+    })
 }
 
 fn start_background_tasks(state: &AppState) {
     actix_web::rt::spawn(state.sessions.clone().listen_for_invalidations());
     actix_web::rt::spawn(state.blacklist.clone().listen_for_changes());
+    actix_web::rt::spawn(state.products.clone().listen_for_invalidations());
     let every = Duration::from_secs(state.settings.blacklist.refresh_secs);
     actix_web::rt::spawn(state.blacklist.clone().refresh_periodically(every));
     let sweep_every = Duration::from_millis(state.settings.seckill.expiry_sweep_interval_ms);
@@ -85,13 +101,15 @@ fn start_background_tasks(state: &AppState) {
         state.seckill.clone(),
         sweep_every,
     ));
-    let (engine, sessions) = (state.seckill.clone(), state.sessions.clone());
+    let (engine, sessions, products) =
+        (state.seckill.clone(), state.sessions.clone(), state.products.clone());
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(IDLE_BUCKET_TTL);
         loop {
             tick.tick().await;
             engine.limiter.sweep(std::time::Instant::now());
             sessions.prune();
+            products.prune();
         }
     });
 }

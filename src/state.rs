@@ -10,6 +10,7 @@ use crate::config::Settings;
 use crate::kv::Kv;
 use crate::metrics::Metrics;
 use crate::seckill::engine::SeckillEngine;
+use crate::storefront::cache::ProductCache;
 
 /// Shared handles of one running app. Cloning is cheap (all `Arc`s).
 #[derive(Clone)]
@@ -22,4 +23,6 @@ pub struct AppState {
     pub blacklist: Arc<Blacklist>,
     pub metrics: Arc<Metrics>,
     pub seckill: Arc<SeckillEngine>,
+    /// Rendered product details, invalidated cluster-wide on change.
+    pub products: Arc<ProductCache>,
 }

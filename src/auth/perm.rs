@@ -30,4 +30,7 @@ permissions! {
     BlacklistManage => "blacklist.manage", "Blacklist IPs and accounts.";
     AuditRead => "audit.read", "Read the audit log of admin actions.";
     SeckillManage => "seckill.manage", "Create, open, close and watch flash-sale events.";
+    ShopReview => "shop.review", "Approve, reject, suspend and reinstate shops.";
+    ProductReview => "product.review", "Approve or reject products and their revisions.";
+    CatalogManage => "catalog.manage", "Manage the category tree.";
 }

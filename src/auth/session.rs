@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use deadpool_postgres::Pool;
-use futures_util::StreamExt;
 use rand::RngCore;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
@@ -30,7 +29,7 @@ use utoipa::ToSchema;
 
 use crate::config::AuthSettings;
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::kv::Kv;
+use crate::kv::{Kv, Signal};
 
 /// Who is calling: the account behind a valid session, with its permissions.
 #[derive(Debug, Clone)]
@@ -351,27 +350,13 @@ impl Sessions {
     /// Listens for invalidations from every node until the process ends,
     /// resubscribing (and clearing the cache) after any interruption.
     pub async fn listen_for_invalidations(self: Arc<Self>) {
-        loop {
-            match self.kv.pubsub().await {
-                Ok(mut pubsub) => {
-                    if let Err(err) = pubsub.subscribe(self.channel()).await {
-                        tracing::warn!(error = %err, "cannot subscribe to session invalidations");
-                    } else {
-                        // Anything missed while unsubscribed is unknown: start clean.
-                        self.cache.clear();
-                        let mut messages = pubsub.on_message();
-                        while let Some(message) = messages.next().await {
-                            if let Ok(what) = message.get_payload::<String>() {
-                                self.apply_invalidation(&what);
-                            }
-                        }
-                        tracing::warn!("session invalidation subscription ended; reconnecting");
-                    }
-                }
-                Err(err) => tracing::warn!(error = %err, "cannot open the session invalidation channel"),
-            }
-            self.cache.clear();
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
+        let channel = self.channel();
+        self.kv
+            .follow(&channel, async |signal| match signal {
+                // Anything missed while unsubscribed is unknown: start clean.
+                Signal::Resync => self.cache.clear(),
+                Signal::Message(what) => self.apply_invalidation(&what),
+            })
+            .await;
     }
 }

@@ -23,7 +23,6 @@ use actix_web::middleware::Next;
 use actix_web::{web, ResponseError};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
-use futures_util::StreamExt;
 use ipnet::IpNet;
 use redis::AsyncCommands;
 
@@ -108,23 +107,8 @@ impl Blacklist {
     /// Reloads whenever another node announces a change, resubscribing after
     /// any interruption (and reloading then, since messages may be lost).
     pub async fn listen_for_changes(self: Arc<Self>) {
-        loop {
-            match self.kv.pubsub().await {
-                Ok(mut pubsub) => match pubsub.subscribe(self.channel()).await {
-                    Ok(()) => {
-                        self.reload_logged().await;
-                        let mut messages = pubsub.on_message();
-                        while messages.next().await.is_some() {
-                            self.reload_logged().await;
-                        }
-                        tracing::warn!("blacklist subscription ended; reconnecting");
-                    }
-                    Err(err) => tracing::warn!(error = %err, "cannot subscribe to blacklist changes"),
-                },
-                Err(err) => tracing::warn!(error = %err, "cannot open the blacklist channel"),
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
+        let channel = self.channel();
+        self.kv.follow(&channel, async |_| self.reload_logged().await).await;
     }
 
     /// Reloads every `every`, so entries added or removed while a node
