@@ -86,3 +86,26 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
         format!("{err}: {text}")
     }
 }
+
+/// An `ILIKE` pattern matching `text` anywhere, with the pattern
+/// metacharacters in `text` escaped so user input matches literally.
+pub fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The unique constraint (or index) `err` violated, if that is what it is,
+/// so a service can turn it into the right 409.
+pub fn violated_unique(err: &tokio_postgres::Error) -> Option<&str> {
+    err.as_db_error()
+        .filter(|e| *e.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+        .and_then(|e| e.constraint())
+}

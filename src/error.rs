@@ -68,6 +68,12 @@ error_codes! {
     IdempotencyKeyReused => (422, "idempotency_key_reused", "this idempotency key was used for a different request"),
     PurchaseTokenInvalid => (403, "purchase_token_invalid", "a valid purchase token is required for this sale"),
     OrderExpired         => (409, "order_expired", "the order's payment window has passed"),
+    ShopInactive         => (403, "shop_inactive", "the shop is not active (pending review, rejected or suspended)"),
+    ShopNameTaken        => (409, "shop_name_taken", "a shop with that name already exists"),
+    ApplicationPending   => (409, "application_pending", "you already have a shop application under review"),
+    SkuCodeTaken         => (409, "sku_code_taken", "another active SKU of this shop has that code"),
+    StaleRevision        => (409, "stale_revision", "the product changed since that revision; review the latest"),
+    InsufficientStock    => (409, "insufficient_stock", "not enough stock for this change"),
     Ended                => (410, "ended", "the sale has ended"),
     RateLimited          => (429, "rate_limited", "too many requests; slow down"),
     Overloaded           => (503, "overloaded", "the service is overloaded; retry shortly"),
@@ -130,6 +136,12 @@ impl ApiError {
         let mut err = Self::new(ErrorCode::ValidationFailed);
         err.details = Some(fields);
         err
+    }
+
+    /// A 422 for one invalid field, found after the up-front checks (a
+    /// referenced row that does not exist, say).
+    pub fn invalid_field(field: &str, problem: &str) -> Self {
+        Self::validation(vec![FieldError { field: field.to_owned(), problem: problem.to_owned() }])
     }
 
     /// A 500 whose cause is logged but never shown.

@@ -14,6 +14,7 @@
 //! - [`admin`]: admin and member management.
 //! - [`audit`]: the log of admin actions; [`page`]: shared pagination.
 //! - [`seckill`], [`order`]: the flash-sale engine and its orders.
+//! - [`shop`]: shops, their review and their staff's shop-scoped roles.
 //! - [`storefront`]: what shoppers browse, with the product-detail cache.
 //!
 //! Each domain is split into `handlers` (extract, authorise, call, respond),
@@ -36,6 +37,7 @@ pub mod page;
 pub mod rbac;
 pub mod routes;
 pub mod seckill;
+pub mod shop;
 pub mod startup;
 pub mod state;
 pub mod storefront;

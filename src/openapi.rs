@@ -5,7 +5,7 @@ use actix_web::{get, web, HttpResponse};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{account, admin, audit, blacklist, error, menu, order, rbac, seckill, system};
+use crate::{account, admin, audit, blacklist, error, menu, order, rbac, seckill, shop, system};
 
 /// The API document.
 #[derive(OpenApi)]
@@ -38,6 +38,12 @@ use crate::{account, admin, audit, blacklist, error, menu, order, rbac, seckill,
         seckill::handlers::get_purchase_token, seckill::handlers::create_seckill_order,
         seckill::naive::create_naive_order,
         order::handlers::list_my_orders, order::handlers::get_my_order, order::handlers::pay_order,
+        shop::handlers::apply_for_shop, shop::handlers::my_shops, shop::handlers::accept_invitation,
+        shop::handlers::decline_invitation, shop::handlers::shop_page, shop::handlers::get_own_shop,
+        shop::handlers::update_own_shop, shop::handlers::list_staff, shop::handlers::invite_staff,
+        shop::handlers::change_staff_role, shop::handlers::remove_staff, shop::handlers::list_shops,
+        shop::handlers::get_shop, shop::handlers::approve_shop, shop::handlers::reject_shop,
+        shop::handlers::suspend_shop, shop::handlers::reinstate_shop,
     ),
     components(schemas(error::ErrorBody, error::FieldError)),
     modifiers(&BearerAuth),

@@ -4,7 +4,7 @@
 use actix_web::web;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::{account, admin, audit, blacklist, menu, openapi, order, rbac, seckill, system};
+use crate::{account, admin, audit, blacklist, menu, openapi, order, rbac, seckill, shop, system};
 
 /// Prefix of the platform administration API.
 pub const SYSTEM_SCOPE: &str = "/api/system";
@@ -19,6 +19,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     account::handlers::configure(cfg);
     menu::handlers::configure_own(cfg);
     order::handlers::configure(cfg);
+    shop::handlers::configure(cfg);
+    cfg.service(web::scope(shop::handlers::MERCHANT_SCOPE).configure(shop::handlers::configure_merchant));
     openapi::configure(cfg);
     cfg.service(
         web::scope(SYSTEM_SCOPE)
@@ -26,7 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(rbac::handlers::configure)
             .configure(menu::handlers::configure)
             .configure(blacklist::handlers::configure)
-            .configure(audit::handlers::configure),
+            .configure(audit::handlers::configure)
+            .configure(shop::handlers::configure_system),
     );
 }
 

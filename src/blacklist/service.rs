@@ -58,9 +58,7 @@ pub async fn add(state: &AppState, actor: Actor, listing: Listing) -> ApiResult<
     let tx = client.transaction().await?;
     if let Some(user_id) = listing.user_id {
         if account::store::find_user(&tx, user_id).await?.is_none() {
-            let mut v = Validator::new();
-            v.problem("user_id", "not_found");
-            v.finish()?;
+            return Err(ApiError::invalid_field("user_id", "not_found"));
         }
     }
     let entry = store::insert(

@@ -36,6 +36,18 @@ impl Reply {
     }
 }
 
+/// A valid shop application named `name`.
+pub fn shop_body(name: &str) -> Value {
+    json!({
+        "name": name,
+        "description": "We sell things",
+        "logo_url": "https://img.example.com/logo.png",
+        "contact_name": "Li Lei",
+        "contact_phone": "+86 138 0000 0000",
+        "return_address": "1 Returns Road, Hangzhou"
+    })
+}
+
 /// Settings for tests: `config/default.toml` + `config/test.toml` + env.
 pub fn test_settings() -> Settings {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
@@ -301,6 +313,19 @@ impl TestApp {
         .await
         .expect("create admin");
         (id, self.login(username).await)
+    }
+
+    /// A member `owner` applies for shop `name` and operator `admin_token`
+    /// approves it; returns (shop id, owner's token).
+    pub async fn open_shop(&self, admin_token: &str, owner: &str, name: &str) -> (i64, String) {
+        let (_, token) = self.member(owner).await;
+        let reply = self.call("POST", "/api/shops", Some(&token), Some(shop_body(name))).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "apply: {:?}", reply.body);
+        let shop_id = reply.body["id"].as_i64().expect("shop id");
+        let reply =
+            self.call("POST", &format!("/api/system/shops/{shop_id}/approve"), Some(admin_token), None).await;
+        assert_eq!(reply.status, StatusCode::OK, "approve: {:?}", reply.body);
+        (shop_id, token)
     }
 
     /// Rows in `table` (for "wrote nothing" checks).

@@ -12,4 +12,5 @@ mod menu;
 mod profile;
 mod rbac;
 mod seckill;
+mod shop;
 mod system;
