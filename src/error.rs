@@ -162,6 +162,11 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         self.code
     }
+
+    /// The per-field problems of a validation error.
+    pub fn details(&self) -> &[FieldError] {
+        self.details.as_deref().unwrap_or_default()
+    }
 }
 
 impl std::fmt::Display for ApiError {

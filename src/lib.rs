@@ -14,6 +14,8 @@
 //! - [`admin`]: admin and member management.
 //! - [`audit`]: the log of admin actions; [`page`]: shared pagination.
 //! - [`seckill`], [`order`]: the flash-sale engine and its orders.
+//! - [`inventory`]: the stock ledger; stock moves only with a movement row.
+//! - [`product`]: products with specs and SKUs, and their review.
 //! - [`shop`]: shops, their review and their staff's shop-scoped roles.
 //! - [`storefront`]: what shoppers browse, with the product-detail cache.
 //!
@@ -28,12 +30,14 @@ pub mod blacklist;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod inventory;
 pub mod kv;
 pub mod menu;
 pub mod metrics;
 pub mod openapi;
 pub mod order;
 pub mod page;
+pub mod product;
 pub mod rbac;
 pub mod routes;
 pub mod seckill;

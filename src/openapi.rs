@@ -5,7 +5,9 @@ use actix_web::{get, web, HttpResponse};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{account, admin, audit, blacklist, error, menu, order, rbac, seckill, shop, system};
+use crate::{
+    account, admin, audit, blacklist, error, inventory, menu, order, product, rbac, seckill, shop, system,
+};
 
 /// The API document.
 #[derive(OpenApi)]
@@ -44,6 +46,12 @@ use crate::{account, admin, audit, blacklist, error, menu, order, rbac, seckill,
         shop::handlers::change_staff_role, shop::handlers::remove_staff, shop::handlers::list_shops,
         shop::handlers::get_shop, shop::handlers::approve_shop, shop::handlers::reject_shop,
         shop::handlers::suspend_shop, shop::handlers::reinstate_shop,
+        product::handlers::list_shop_products, product::handlers::create_product,
+        product::handlers::get_shop_product, product::handlers::edit_product, product::handlers::submit_product,
+        product::handlers::list_product, product::handlers::unlist_product, product::handlers::review_queue,
+        product::handlers::get_product_for_review, product::handlers::approve_product,
+        product::handlers::reject_product,
+        inventory::handlers::adjust_stock, inventory::handlers::list_movements, inventory::handlers::low_stock,
     ),
     components(schemas(error::ErrorBody, error::FieldError)),
     modifiers(&BearerAuth),

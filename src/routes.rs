@@ -4,7 +4,9 @@
 use actix_web::web;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::{account, admin, audit, blacklist, menu, openapi, order, rbac, seckill, shop, system};
+use crate::{
+    account, admin, audit, blacklist, inventory, menu, openapi, order, product, rbac, seckill, shop, system,
+};
 
 /// Prefix of the platform administration API.
 pub const SYSTEM_SCOPE: &str = "/api/system";
@@ -20,7 +22,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     menu::handlers::configure_own(cfg);
     order::handlers::configure(cfg);
     shop::handlers::configure(cfg);
-    cfg.service(web::scope(shop::handlers::MERCHANT_SCOPE).configure(shop::handlers::configure_merchant));
+    cfg.service(
+        web::scope(shop::handlers::MERCHANT_SCOPE)
+            .configure(shop::handlers::configure_merchant)
+            .configure(product::handlers::configure_merchant)
+            .configure(inventory::handlers::configure),
+    );
     openapi::configure(cfg);
     cfg.service(
         web::scope(SYSTEM_SCOPE)
@@ -29,7 +36,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(menu::handlers::configure)
             .configure(blacklist::handlers::configure)
             .configure(audit::handlers::configure)
-            .configure(shop::handlers::configure_system),
+            .configure(shop::handlers::configure_system)
+            .configure(product::handlers::configure_system),
     );
 }
 

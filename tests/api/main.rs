@@ -9,6 +9,7 @@ mod blacklist;
 mod crash;
 mod helpers;
 mod menu;
+mod product;
 mod profile;
 mod rbac;
 mod seckill;
