@@ -17,6 +17,7 @@
 //! - [`inventory`]: the stock ledger; stock moves only with a movement row.
 //! - [`product`]: products with specs and SKUs, and their review.
 //! - [`shop`]: shops, their review and their staff's shop-scoped roles.
+//! - [`demo`]: the `demo-data` subcommand's shops and products.
 //! - [`storefront`]: what shoppers browse, with the product-detail cache.
 //!
 //! Each domain is split into `handlers` (extract, authorise, call, respond),
@@ -29,6 +30,7 @@ pub mod auth;
 pub mod blacklist;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod error;
 pub mod inventory;
 pub mod kv;

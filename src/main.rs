@@ -28,6 +28,8 @@ enum Command {
         #[arg(long, env = "RSCMS_ADMIN_PASSWORD", hide_env_values = true)]
         password: String,
     },
+    /// Load a few demo shops, categories and listed products, and exit.
+    DemoData,
 }
 
 fn main() {
@@ -47,6 +49,7 @@ fn main() {
             Command::CreateAdmin { username, email, password } => {
                 startup::create_admin(&settings, &username, &email, &password).await
             }
+            Command::DemoData => startup::load_demo_data(&settings).await,
         }
     });
     if let Err(err) = result {

@@ -21,7 +21,7 @@ use crate::seckill::engine::SeckillEngine;
 use crate::seckill::ratelimit::IDLE_BUCKET_TTL;
 use crate::state::AppState;
 use crate::storefront::cache::ProductCache;
-use crate::{account, blacklist, db, order, routes, telemetry};
+use crate::{account, blacklist, db, demo, order, routes, telemetry};
 
 /// A bound, not yet running server and the state behind it.
 pub struct Application {
@@ -168,5 +168,22 @@ pub async fn create_admin(
         .await
         .map_err(|e| anyhow::anyhow!("cannot create admin: {e}"))?;
     println!("administrator {username} (id {user_id}) is ready");
+    Ok(())
+}
+
+/// The `demo-data` subcommand: loads a few shops, categories and listed
+/// products with stock (see [`crate::demo`]).
+pub async fn load_demo_data(settings: &Settings) -> anyhow::Result<()> {
+    let pool = db::create_pool(&settings.database)?;
+    db::ping(&pool, &settings.database).await?;
+    db::migrate(&pool).await?;
+    let summary =
+        demo::load(&pool, &settings.auth).await.map_err(|e| anyhow::anyhow!("cannot load demo data: {e}"))?;
+    if summary.created {
+        println!("demo data loaded: {} shops, {} listed products", summary.shops, summary.products);
+    } else {
+        println!("demo data is already loaded");
+    }
+    println!("merchant logins (password {}): {}", demo::DEMO_PASSWORD, summary.merchants.join(", "));
     Ok(())
 }

@@ -130,7 +130,7 @@ pub async fn review(
     let (from, to, action) = decision.rule();
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    let Some(shop) = store::transition(&tx, shop_id, from, to, reason, actor.user_id).await? else {
+    let Some(shop) = store::transition(&tx, shop_id, from, to, reason, Some(actor.user_id)).await? else {
         let shop = store::find(&tx, shop_id).await?.ok_or(ErrorCode::NotFound)?;
         return Err(
             ApiError::new(ErrorCode::InvalidState).with_message(format!("the shop is {}", shop.status))

@@ -174,7 +174,7 @@ pub async fn transition(
     from: &[ShopStatus],
     to: ShopStatus,
     reason: Option<&str>,
-    reviewer: i64,
+    reviewer: Option<i64>,
 ) -> Result<Option<ShopRow>, tokio_postgres::Error> {
     let stmt = client
         .prepare_cached(&format!(

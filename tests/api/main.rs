@@ -7,6 +7,7 @@ mod admin;
 mod audit;
 mod blacklist;
 mod crash;
+mod demo;
 mod helpers;
 mod menu;
 mod product;
