@@ -15,6 +15,7 @@
 //! - [`audit`]: the log of admin actions; [`page`]: shared pagination.
 //! - [`seckill`], [`order`]: the flash-sale engine and its orders.
 //! - [`storefront`]: what shoppers browse, with the product-detail cache.
+//! - [`tree`]: nesting parent-linked rows (menus, categories).
 //!
 //! Each domain is split into `handlers` (extract, authorise, call, respond),
 //! `service` (rules, transactions, actor calls) and `store` (SQL only).
@@ -41,4 +42,5 @@ pub mod state;
 pub mod storefront;
 pub mod system;
 pub mod telemetry;
+pub mod tree;
 pub mod validate;
