@@ -14,7 +14,8 @@
 //! - [`admin`]: admin and member management.
 //! - [`audit`]: the log of admin actions; [`page`]: shared pagination.
 //! - [`seckill`], [`order`]: the flash-sale engine and its orders.
-//! - [`storefront`]: what shoppers browse, with the product-detail cache.
+//! - [`category`]: the category tree; [`storefront`]: what shoppers
+//!   browse, with the product-detail cache.
 //! - [`tree`]: nesting parent-linked rows (menus, categories).
 //!
 //! Each domain is split into `handlers` (extract, authorise, call, respond),
@@ -25,6 +26,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod blacklist;
+pub mod category;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -4,7 +4,7 @@
 use actix_web::web;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::{account, admin, audit, blacklist, menu, openapi, order, rbac, seckill, system};
+use crate::{account, admin, audit, blacklist, category, menu, openapi, order, rbac, seckill, system};
 
 /// Prefix of the platform administration API.
 pub const SYSTEM_SCOPE: &str = "/api/system";
@@ -15,6 +15,7 @@ pub const SYSTEM_SCOPE: &str = "/api/system";
 /// whole areas sit under static scopes (a prefix compare skips them all).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     seckill::handlers::configure(cfg);
+    category::handlers::configure_public(cfg);
     system::configure(cfg);
     account::handlers::configure(cfg);
     menu::handlers::configure_own(cfg);
@@ -26,7 +27,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(rbac::handlers::configure)
             .configure(menu::handlers::configure)
             .configure(blacklist::handlers::configure)
-            .configure(audit::handlers::configure),
+            .configure(audit::handlers::configure)
+            .configure(category::handlers::configure),
     );
 }
 

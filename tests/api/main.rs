@@ -6,6 +6,8 @@ mod account;
 mod admin;
 mod audit;
 mod blacklist;
+mod catalog_fixture;
+mod category;
 mod crash;
 mod helpers;
 mod menu;
