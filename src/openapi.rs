@@ -5,7 +5,9 @@ use actix_web::{get, web, HttpResponse};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{account, admin, audit, blacklist, category, error, menu, order, rbac, seckill, system};
+use crate::{
+    account, admin, audit, blacklist, category, error, menu, order, rbac, seckill, storefront, system,
+};
 
 /// The API document.
 #[derive(OpenApi)]
@@ -38,6 +40,7 @@ use crate::{account, admin, audit, blacklist, category, error, menu, order, rbac
         seckill::handlers::get_purchase_token, seckill::handlers::create_seckill_order,
         seckill::naive::create_naive_order,
         order::handlers::list_my_orders, order::handlers::get_my_order, order::handlers::pay_order,
+        storefront::handlers::list_products, storefront::handlers::get_product,
         category::handlers::category_tree, category::handlers::create_category,
         category::handlers::update_category, category::handlers::delete_category,
     ),

@@ -4,17 +4,21 @@
 use actix_web::web;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::{account, admin, audit, blacklist, category, menu, openapi, order, rbac, seckill, system};
+use crate::{
+    account, admin, audit, blacklist, category, menu, openapi, order, rbac, seckill, storefront, system,
+};
 
 /// Prefix of the platform administration API.
 pub const SYSTEM_SCOPE: &str = "/api/system";
 
 /// Mounts every route. Order matters for speed: actix tries resources in
 /// registration order and each pattern with a `{param}` costs a regex
-/// match, so the flash-sale routes (the hottest under load) come first, and
-/// whole areas sit under static scopes (a prefix compare skips them all).
+/// match, so the flash-sale routes (the hottest under load) come first, then
+/// the product reads shoppers hammer before a sale, and whole areas sit
+/// under static scopes (a prefix compare skips them all).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     seckill::handlers::configure(cfg);
+    storefront::handlers::configure(cfg);
     category::handlers::configure_public(cfg);
     system::configure(cfg);
     account::handlers::configure(cfg);

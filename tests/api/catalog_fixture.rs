@@ -61,6 +61,11 @@ impl Product {
 }
 
 impl TestApp {
+    /// Runs SQL statements on the test database (to change catalog rows).
+    pub async fn execute(&self, sql: &str) {
+        self.db.get().await.expect("db").batch_execute(sql).await.expect("execute");
+    }
+
     /// Registers member `owner` and gives them an active shop named `name`.
     pub async fn active_shop(&self, owner: &str, name: &str) -> i64 {
         let owner_id = self.register(owner).await;
@@ -78,6 +83,19 @@ impl TestApp {
             .await
             .expect("insert shop");
         row.get(0)
+    }
+
+    /// Inserts a category.
+    pub async fn category_row(&self, parent_id: Option<i64>, name: &str) -> i64 {
+        let client = self.db.get().await.expect("db");
+        client
+            .query_one(
+                "INSERT INTO categories (parent_id, name) VALUES ($1, $2) RETURNING id",
+                &[&parent_id, &name],
+            )
+            .await
+            .expect("insert category")
+            .get(0)
     }
 
     /// Inserts a product and its SKUs; returns the product id.

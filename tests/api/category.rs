@@ -146,6 +146,25 @@ async fn only_an_empty_category_can_be_deleted() {
 }
 
 #[actix_web::test]
+async fn renaming_or_moving_a_category_refreshes_product_pages_at_once() {
+    let app = spawn_app().await;
+    let (_, root) = app.admin("root").await;
+    let phones = app.create_category(&root, "Phones", None, 0).await;
+    let electronics = app.create_category(&root, "Electronics", None, 0).await;
+    let shop = app.active_shop("acme", "Acme").await;
+    let id = app.product(&Product::new(shop, phones, "Pixel", 100)).await;
+    let page = format!("/api/products/{id}");
+    assert_eq!(app.call("GET", &page, None, None).await.body["category"]["name"], "Phones");
+
+    let renamed =
+        app.patch_category(&root, phones, json!({"name": "Mobiles", "parent_id": electronics})).await;
+    assert_eq!(renamed.status, 200, "{:?}", renamed.body);
+    let detail = app.call("GET", &page, None, None).await.body;
+    assert_eq!(detail["category"], json!({"id": phones, "name": "Mobiles"}));
+    assert_eq!(detail["category_path"], json!([{"id": electronics, "name": "Electronics"}]));
+}
+
+#[actix_web::test]
 async fn members_cannot_manage_categories_and_strangers_must_sign_in() {
     let app = spawn_app().await;
     let (_, member) = app.member("zed").await;

@@ -14,4 +14,5 @@ mod menu;
 mod profile;
 mod rbac;
 mod seckill;
+mod storefront;
 mod system;

@@ -68,6 +68,8 @@ async fn openapi_document_lists_every_route() {
         "/api/seckill/events/{id}/orders",
         "/api/seckill/events/{id}/purchase-token",
         "/api/orders/{order_no}/pay",
+        "/api/products",
+        "/api/products/{id}",
         "/api/categories",
         "/api/system/categories",
         "/api/system/categories/{id}",
