@@ -109,3 +109,14 @@ pub fn violated_unique(err: &tokio_postgres::Error) -> Option<&str> {
         .filter(|e| *e.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
         .and_then(|e| e.constraint())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_wildcards_in_user_text_match_literally() {
+        assert_eq!(contains_pattern(r"50%_off\now"), r"%50\%\_off\\now%");
+        assert_eq!(contains_pattern("华为手机"), "%华为手机%");
+    }
+}

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::account;
 use crate::auth::password;
+use crate::category::store::{self as categories, CategoryValues};
 use crate::config::AuthSettings;
 use crate::error::{ApiError, ApiResult};
 use crate::inventory::store::{self as inventory, Movement, MovementKind};
@@ -196,17 +197,11 @@ fn product(
 
 async fn category(
     client: &impl GenericClient,
-    parent: Option<i64>,
+    parent_id: Option<i64>,
     name: &str,
-    order: i32,
+    sort_order: i32,
 ) -> ApiResult<i64> {
-    let row = client
-        .query_one(
-            "INSERT INTO categories (parent_id, name, sort_order) VALUES ($1, $2, $3) RETURNING id",
-            &[&parent, &name, &order],
-        )
-        .await?;
-    Ok(row.try_get(0)?)
+    Ok(categories::insert(client, &CategoryValues { parent_id, name, sort_order }).await?.id)
 }
 
 async fn categories(client: &impl GenericClient) -> ApiResult<Categories> {

@@ -18,7 +18,9 @@
 //! - [`product`]: products with specs and SKUs, and their review.
 //! - [`shop`]: shops, their review and their staff's shop-scoped roles.
 //! - [`demo`]: the `demo-data` subcommand's shops and products.
-//! - [`storefront`]: what shoppers browse, with the product-detail cache.
+//! - [`category`]: the category tree; [`storefront`]: what shoppers
+//!   browse, with the product-detail cache.
+//! - [`tree`]: nesting parent-linked rows (menus, categories).
 //!
 //! Each domain is split into `handlers` (extract, authorise, call, respond),
 //! `service` (rules, transactions, actor calls) and `store` (SQL only).
@@ -28,6 +30,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod blacklist;
+pub mod category;
 pub mod config;
 pub mod db;
 pub mod demo;
@@ -49,4 +52,5 @@ pub mod state;
 pub mod storefront;
 pub mod system;
 pub mod telemetry;
+pub mod tree;
 pub mod validate;

@@ -1,5 +1,6 @@
 //! Prometheus metrics: HTTP requests and latency per route and status, pool
-//! usage, and the flash-sale engine's batch sizes, commit latency and queues.
+//! usage, the flash-sale engine's batch sizes, commit latency and queues, and
+//! how often the product-detail cache answers.
 
 use std::time::Duration;
 
@@ -22,6 +23,11 @@ pub struct Metrics {
     pub writer_queue_depth: IntGauge,
     /// Flash-sale requests refused, by reason.
     pub seckill_rejected: IntCounterVec,
+    /// Product-detail reads by `result`: `hit` (served from memory, or
+    /// from another request's load) or `miss` (this request loaded it).
+    pub product_detail_cache: IntCounterVec,
+    /// Product details held in memory.
+    pub product_cache_entries: IntGauge,
 }
 
 impl Metrics {
@@ -53,6 +59,12 @@ impl Metrics {
             Opts::new("seckill_rejected_total", "Refused buy requests by reason"),
             &["reason"],
         )?;
+        let product_detail_cache = IntCounterVec::new(
+            Opts::new("product_detail_cache_total", "Product-detail reads by cache result (hit or miss)"),
+            &["result"],
+        )?;
+        let product_cache_entries =
+            IntGauge::new("product_detail_cache_entries", "Product details held in memory")?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_latency.clone()))?;
         registry.register(Box::new(db_pool.clone()))?;
@@ -60,6 +72,8 @@ impl Metrics {
         registry.register(Box::new(commit_seconds.clone()))?;
         registry.register(Box::new(writer_queue_depth.clone()))?;
         registry.register(Box::new(seckill_rejected.clone()))?;
+        registry.register(Box::new(product_detail_cache.clone()))?;
+        registry.register(Box::new(product_cache_entries.clone()))?;
         Ok(Self {
             registry,
             http_requests,
@@ -69,6 +83,8 @@ impl Metrics {
             commit_seconds,
             writer_queue_depth,
             seckill_rejected,
+            product_detail_cache,
+            product_cache_entries,
         })
     }
 

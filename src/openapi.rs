@@ -6,7 +6,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    account, admin, audit, blacklist, error, inventory, menu, order, product, rbac, seckill, shop, system,
+    account, admin, audit, blacklist, category, error, inventory, menu, order, product, rbac, seckill, shop,
+    storefront, system,
 };
 
 /// The API document.
@@ -52,6 +53,9 @@ use crate::{
         product::handlers::get_product_for_review, product::handlers::approve_product,
         product::handlers::reject_product,
         inventory::handlers::adjust_stock, inventory::handlers::list_movements, inventory::handlers::low_stock,
+        storefront::handlers::list_products, storefront::handlers::get_product,
+        category::handlers::category_tree, category::handlers::create_category,
+        category::handlers::update_category, category::handlers::delete_category,
     ),
     components(schemas(error::ErrorBody, error::FieldError)),
     modifiers(&BearerAuth),

@@ -5,7 +5,8 @@ use actix_web::web;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::{
-    account, admin, audit, blacklist, inventory, menu, openapi, order, product, rbac, seckill, shop, system,
+    account, admin, audit, blacklist, category, inventory, menu, openapi, order, product, rbac, seckill,
+    shop, storefront, system,
 };
 
 /// Prefix of the platform administration API.
@@ -13,10 +14,13 @@ pub const SYSTEM_SCOPE: &str = "/api/system";
 
 /// Mounts every route. Order matters for speed: actix tries resources in
 /// registration order and each pattern with a `{param}` costs a regex
-/// match, so the flash-sale routes (the hottest under load) come first, and
-/// whole areas sit under static scopes (a prefix compare skips them all).
+/// match, so the flash-sale routes (the hottest under load) come first, then
+/// the product reads shoppers hammer before a sale, and whole areas sit
+/// under static scopes (a prefix compare skips them all).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     seckill::handlers::configure(cfg);
+    storefront::handlers::configure(cfg);
+    category::handlers::configure_public(cfg);
     system::configure(cfg);
     account::handlers::configure(cfg);
     menu::handlers::configure_own(cfg);
@@ -37,7 +41,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(blacklist::handlers::configure)
             .configure(audit::handlers::configure)
             .configure(shop::handlers::configure_system)
-            .configure(product::handlers::configure_system),
+            .configure(product::handlers::configure_system)
+            .configure(category::handlers::configure),
     );
 }
 

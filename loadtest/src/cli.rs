@@ -29,6 +29,9 @@ pub enum Command {
     /// Prepare accounts, then measure /healthz, the authenticated
     /// `GET /api/me`, and login throughput (argon2id on the server).
     Accounts(AccountsArgs),
+    /// Prepare listed products, then measure /healthz and the public
+    /// `GET /api/products/{id}` spread over them.
+    ProductDetail(ProductDetailArgs),
 }
 
 /// How a phase is driven; shared by every scenario.
@@ -99,12 +102,19 @@ pub struct HealthzArgs {
     pub load: LoadArgs,
 }
 
+/// The server's database; shared by the scenarios that prepare data in it.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// The server's database, for preparing data (and the verdict).
+    #[arg(long, env = "LOADTEST_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/rscms")]
+    pub database_url: String,
+}
+
 /// Where prepared accounts come from; shared by the scenarios that log users in.
 #[derive(Debug, Args)]
 pub struct AccountArgs {
-    /// The server's database, for preparing accounts (and the verdict).
-    #[arg(long, env = "LOADTEST_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/rscms")]
-    pub database_url: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     /// Distinct accounts; each request picks the next one round-robin.
     #[arg(long, short = 'u', default_value_t = 1000)]
     pub users: u32,
@@ -123,6 +133,18 @@ pub struct AccountsArgs {
     /// Logins of the login phase (closed loop at --login-concurrency).
     #[arg(long, default_value_t = 500)]
     pub login_requests: u64,
+}
+
+/// `loadtest product-detail`.
+#[derive(Debug, Args)]
+pub struct ProductDetailArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Listed products to prepare; request i reads product i mod N.
+    #[arg(long, short = 'p', default_value_t = 100)]
+    pub products: u32,
 }
 
 /// `loadtest flash-sale`.
@@ -215,6 +237,21 @@ mod tests {
         let load = args.load.load(args.load.stop().unwrap()).unwrap();
         assert!(matches!(load.mode, Mode::Open { rate, connections: 64 } if rate == 500.0));
         assert!(matches!(load.stop, Stop::Requests(DEFAULT_REQUESTS)));
+    }
+
+    #[test]
+    fn product_detail_defaults_and_overrides() {
+        let Command::ProductDetail(args) = parse("loadtest product-detail") else {
+            panic!("not product-detail")
+        };
+        assert_eq!(args.products, 100);
+        assert!(args.database.database_url.starts_with("postgres://"));
+        assert!(matches!(args.load.stop().unwrap(), Stop::Requests(DEFAULT_REQUESTS)));
+        let Command::ProductDetail(args) = parse("loadtest product-detail --products 7 -d 3") else {
+            panic!("not product-detail")
+        };
+        assert_eq!(args.products, 7);
+        assert!(matches!(args.load.stop().unwrap(), Stop::Duration(d) if d == Duration::from_secs(3)));
     }
 
     #[test]

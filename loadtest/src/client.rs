@@ -1,6 +1,7 @@
-//! HTTP client side: targets, the pooled awc client, the two request kinds
-//! the load drives (`/healthz` and a buy), and a small JSON helper for the
-//! control plane (register, login, create event).
+//! HTTP client side: targets, the pooled awc client, the request kinds the
+//! load drives (plain GETs such as `/healthz`, buys, profile reads, logins),
+//! and a small JSON helper for the control plane (register, login, create
+//! event).
 
 use std::time::Duration;
 
@@ -133,9 +134,9 @@ struct CreatedOrder {
 /// The request a load phase sends over and over.
 #[derive(Debug)]
 pub enum Call {
-    /// `GET /healthz`.
-    Healthz {
-        /// `/healthz` on each target.
+    /// An unauthenticated `GET` of each URI in turn (`/healthz`, product pages).
+    Get {
+        /// Every path on every target, cycled through by request index.
         uris: Vec<Uri>,
     },
     /// `POST` a buy of `quantity` for a buyer picked round-robin.
@@ -169,7 +170,20 @@ pub enum Call {
 impl Call {
     /// `GET /healthz` on every target.
     pub fn healthz(targets: &Targets) -> anyhow::Result<Self> {
-        Ok(Call::Healthz { uris: targets.uris("/healthz")? })
+        Self::get_each(targets, ["/healthz".to_owned()])
+    }
+
+    /// `GET` of each path on each target: request i reads path i / T on
+    /// target i mod T (T targets), so every node serves every path.
+    pub fn get_each(targets: &Targets, paths: impl IntoIterator<Item = String>) -> anyhow::Result<Self> {
+        let mut uris = Vec::new();
+        for path in paths {
+            uris.extend(targets.uris(&path)?);
+        }
+        if uris.is_empty() {
+            bail!("a GET load needs at least one path");
+        }
+        Ok(Call::Get { uris })
     }
 
     /// Buys of `quantity` at `path` on every target.
@@ -209,7 +223,7 @@ impl Call {
     /// returns to the pool once its body is read).
     pub async fn execute(&self, client: &Client, i: u64) -> Answer {
         let sent = match self {
-            Call::Healthz { uris } => client.get(round_robin(uris, i).clone()).send().await,
+            Call::Get { uris } => client.get(round_robin(uris, i).clone()).send().await,
             Call::Buy { uris, buyers, body, key_prefix } => {
                 let buyer = round_robin(buyers, i);
                 let key = format!("{key_prefix}-{i:x}");
@@ -311,6 +325,21 @@ mod tests {
         );
         assert!(Targets::parse("").is_err());
         assert!(Targets::parse("https://a").is_err());
+    }
+
+    #[test]
+    fn get_each_spreads_every_path_over_every_target() {
+        let targets = Targets::parse("http://a:1,http://b:2").unwrap();
+        let Call::Get { uris } = Call::get_each(&targets, ["/p/1".to_owned(), "/p/2".to_owned()]).unwrap()
+        else {
+            panic!("not a GET")
+        };
+        let picked: Vec<_> = (0..5).map(|i| round_robin(&uris, i).to_string()).collect();
+        assert_eq!(
+            picked,
+            ["http://a:1/p/1", "http://b:2/p/1", "http://a:1/p/2", "http://b:2/p/2", "http://a:1/p/1"]
+        );
+        assert!(Call::get_each(&targets, []).is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! # Layout
 //! - `cli`: the arguments;
 //! - `scenario`: what each subcommand prepares, drives and checks;
-//! - `prepare`: buyers, admin and seckill events;
+//! - `prepare`: buyers, admin, seckill events and a catalog of listed products;
 //! - `client`: targets, the pooled HTTP client, the request kinds;
 //! - `drive`: client threads, closed and open loops;
 //! - `outcome`: classifying answers;
@@ -41,6 +41,10 @@ fn main() -> ExitCode {
             Command::Accounts(args) => {
                 let json = args.load.json;
                 (scenario::accounts(args).await?, json)
+            }
+            Command::ProductDetail(args) => {
+                let json = args.load.json;
+                (scenario::product_detail(args).await?, json)
             }
         };
         println!("{}", if json { report.to_json()? } else { report.to_text() });

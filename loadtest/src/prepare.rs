@@ -1,6 +1,8 @@
 //! Preparing a run: buyers and an admin (one registration through the API,
 //! the rest inserted in one statement with the same password hash, then
-//! everyone logged in through the API), and the seckill events.
+//! everyone logged in through the API), the seckill events, and a catalog
+//! of listed products (a shop owner registered through the API, the shop,
+//! category, products and SKUs inserted in one statement).
 
 use anyhow::{bail, Context};
 use awc::Client;
@@ -46,6 +48,20 @@ pub fn run_prefix() -> String {
     format!("lt{}", &id[..8])
 }
 
+/// Registers `username` through the API and returns its id.
+async fn register(http: &Client, base: &str, username: &str, password: &str) -> anyhow::Result<i64> {
+    let registered: Registered = post_json(
+        http,
+        &format!("{base}/api/auth/register"),
+        &json!({ "username": username, "email": format!("{username}@example.com"), "password": password }),
+        None,
+        201,
+    )
+    .await
+    .with_context(|| format!("registering {username}"))?;
+    Ok(registered.id)
+}
+
 /// Creates `buyers` active buyers and one admin, and logs them all in with at
 /// most `logins_at_once` logins in flight (each costs the server an argon2id
 /// hash, ~25 ms of CPU).
@@ -58,17 +74,9 @@ pub async fn accounts(
 ) -> anyhow::Result<Accounts> {
     let prefix = run_prefix();
     let password = format!("Lt-{}", uuid::Uuid::new_v4().simple());
-    let seed: Registered = post_json(
-        http,
-        &format!("{base}/api/auth/register"),
-        &json!({ "username": format!("{prefix}_seed"), "email": format!("{prefix}_seed@example.com"), "password": password }),
-        None,
-        201,
-    )
-    .await
-    .context("registering the seed user")?;
+    let seed = register(http, base, &format!("{prefix}_seed"), &password).await?;
     let hash: String = db
-        .query_one("SELECT password_hash FROM users WHERE id = $1", &[&seed.id])
+        .query_one("SELECT password_hash FROM users WHERE id = $1", &[&seed])
         .await
         .context("reading the seed user's password hash")?
         .try_get(0)?;
@@ -170,6 +178,63 @@ pub async fn create_event(http: &Client, base: &str, admin: &Buyer, spec: &Event
     .await
     .context("creating the seckill event")?;
     Ok(created.id)
+}
+
+/// The run's listed products.
+pub struct Catalog {
+    /// Names of the shop, category and products start with it.
+    pub prefix: String,
+    pub product_ids: Vec<i64>,
+}
+
+/// Prepares an active shop (its owner registered through the API), a
+/// category, and `products` listed products with three SKUs each (sizes S,
+/// M, L in stock), all visible on the storefront at once.
+pub async fn products(
+    http: &Client,
+    db: &tokio_postgres::Client,
+    base: &str,
+    products: u32,
+) -> anyhow::Result<Catalog> {
+    let prefix = run_prefix();
+    let password = format!("Lt-{}", uuid::Uuid::new_v4().simple());
+    let owner = register(http, base, &format!("{prefix}_owner"), &password).await?;
+    let count = i32::try_from(products).context("--products is too large")?;
+    let rows = db
+        .query(
+            "WITH shop AS (
+                 INSERT INTO shops (owner_id, name, contact_name, contact_phone, return_address, status)
+                 VALUES ($1, $2::text || ' shop', 'Load Test', '+1 555 0100', '1 Test Street', 'active')
+                 RETURNING id, owner_id),
+             staff AS (
+                 INSERT INTO shop_members (shop_id, user_id, role, accepted_at)
+                 SELECT id, owner_id, 'owner', now() FROM shop),
+             category AS (
+                 INSERT INTO categories (name) VALUES ($2::text) RETURNING id),
+             product AS (
+                 INSERT INTO products (shop_id, category_id, name, brand, description, images, tags, attributes,
+                                       specs, status, listed_at, min_price_cents, max_price_cents)
+                 SELECT shop.id, category.id, $2::text || ' product ' || g, 'Loadtest',
+                        'A product prepared by the load test.',
+                        ARRAY['https://img.example.com/' || $2::text || '/' || g || '.png'], ARRAY['new'],
+                        jsonb_build_object('material', 'cotton'),
+                        jsonb_build_array(jsonb_build_object('name', 'size', 'values', jsonb_build_array('S', 'M', 'L'))),
+                        'listed', now(), 1000, 3000
+                   FROM shop, category, generate_series(1, $3::int4) AS g
+                 RETURNING id, shop_id),
+             sku AS (
+                 INSERT INTO skus (product_id, shop_id, spec_values, spec_key, code, price_cents,
+                                   market_price_cents, stock)
+                 SELECT p.id, p.shop_id, jsonb_build_object('size', s.size), 'size=' || s.size,
+                        $2::text || '-' || p.id || '-' || s.size, s.price, s.price + 500, 1000
+                   FROM product p CROSS JOIN (VALUES ('S', 1000), ('M', 2000), ('L', 3000)) AS s (size, price))
+             SELECT id FROM product ORDER BY id",
+            &[&owner, &prefix, &count],
+        )
+        .await
+        .context("inserting the shop, category, products and SKUs")?;
+    let product_ids = rows.iter().map(|r| r.try_get(0)).collect::<Result<Vec<i64>, _>>()?;
+    Ok(Catalog { prefix, product_ids })
 }
 
 #[cfg(test)]

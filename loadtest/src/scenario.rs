@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use tokio_postgres::NoTls;
 
-use crate::cli::{AccountArgs, AccountsArgs, FlashSaleArgs, HealthzArgs};
+use crate::cli::{AccountArgs, AccountsArgs, FlashSaleArgs, HealthzArgs, ProductDetailArgs};
 use crate::client::{pooled, Buyer, Call, Targets};
 use crate::drive::{self, Load, Mode, Stop};
 use crate::outcome::Outcome;
@@ -29,10 +29,8 @@ pub async fn accounts(args: AccountsArgs) -> anyhow::Result<Report> {
     let targets = Targets::parse(&args.load.target)?;
     let load = args.load.load(args.load.stop()?)?;
     let (_db, _http, accounts) = prepared(&args.accounts, &targets, load.timeout).await?;
-    let (healthz, _) = healthz_phase(&targets, load).await?;
-    let (profile, _) =
-        phase("profile", "GET /api/me".to_owned(), Call::profile(&targets, accounts.buyers.clone())?, load)
-            .await?;
+    let profile = Call::profile(&targets, accounts.buyers.clone())?;
+    let (mut phases, ratio) = against_healthz(&targets, load, "profile", "GET /api/me", profile).await?;
     let login_load = Load {
         mode: Mode::Closed { concurrency: args.accounts.login_concurrency.max(1) },
         stop: Stop::Requests(args.login_requests),
@@ -40,8 +38,41 @@ pub async fn accounts(args: AccountsArgs) -> anyhow::Result<Report> {
     };
     let login_call = Call::login(&targets, &accounts.buyer_names, &accounts.password)?;
     let (login, _) = phase("login", "POST /api/auth/login".to_owned(), login_call, login_load).await?;
-    let ratios = vec![Ratio::new("profile / healthz req/s", profile.throughput, healthz.throughput)];
-    Ok(Report::new(vec![healthz, profile, login], ratios, vec![]))
+    phases.push(login);
+    Ok(Report::new(phases, vec![ratio], vec![]))
+}
+
+/// `loadtest product-detail`: prepare listed products, then measure
+/// /healthz and the product page read spread over them.
+pub async fn product_detail(args: ProductDetailArgs) -> anyhow::Result<Report> {
+    let targets = Targets::parse(&args.load.target)?;
+    let load = args.load.load(args.load.stop()?)?;
+    let db = connect(&args.database.database_url).await?;
+    let started = Instant::now();
+    let catalog = prepare::products(&pooled(1, load.timeout), &db, targets.first(), args.products).await?;
+    let n = catalog.product_ids.len();
+    progress(format_args!(
+        "prepared {n} listed products ({}_*) in {:.1} s",
+        catalog.prefix,
+        started.elapsed().as_secs_f64()
+    ));
+    let detail =
+        Call::get_each(&targets, catalog.product_ids.iter().map(|id| format!("/api/products/{id}")))?;
+    let request = format!("GET /api/products/{{id}} over {n} products");
+    let (phases, ratio) = against_healthz(&targets, load, "detail", &request, detail).await?;
+    Ok(Report::new(phases, vec![ratio], vec![]))
+}
+
+/// Connects to the server's database.
+async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (db, connection) =
+        tokio_postgres::connect(url, NoTls).await.with_context(|| format!("connecting to {url}"))?;
+    actix_web::rt::spawn(async move {
+        if let Err(e) = connection.await {
+            eprintln!("loadtest: database connection: {e}");
+        }
+    });
+    Ok(db)
 }
 
 /// Connects to the database and prepares logged-in accounts.
@@ -50,14 +81,7 @@ async fn prepared(
     targets: &Targets,
     timeout: std::time::Duration,
 ) -> anyhow::Result<(tokio_postgres::Client, awc::Client, prepare::Accounts)> {
-    let (db, connection) = tokio_postgres::connect(&args.database_url, NoTls)
-        .await
-        .with_context(|| format!("connecting to {}", args.database_url))?;
-    actix_web::rt::spawn(async move {
-        if let Err(e) = connection.await {
-            eprintln!("loadtest: database connection: {e}");
-        }
-    });
+    let db = connect(&args.database.database_url).await?;
     let http = pooled(args.login_concurrency, timeout);
     let started = Instant::now();
     let accounts = prepare::accounts(&http, &db, targets.first(), args.users, args.login_concurrency).await?;
@@ -132,6 +156,21 @@ pub async fn flash_sale(args: FlashSaleArgs) -> anyhow::Result<Report> {
         verdicts.push(naive_verdict);
     }
     Ok(Report::new(phases, ratios, verdicts))
+}
+
+/// Measures /healthz, then `call` (phase `name`, sending `request`) under
+/// the same load, and the ratio of their throughputs.
+async fn against_healthz(
+    targets: &Targets,
+    load: Load,
+    name: &str,
+    request: &str,
+    call: Call,
+) -> anyhow::Result<(Vec<PhaseReport>, Ratio)> {
+    let (healthz, _) = healthz_phase(targets, load).await?;
+    let (measured, _) = phase(name, request.to_owned(), call, load).await?;
+    let ratio = Ratio::new(format!("{name} / healthz req/s"), measured.throughput, healthz.throughput);
+    Ok((vec![healthz, measured], ratio))
 }
 
 /// The /healthz phase.

@@ -1,7 +1,5 @@
 //! Menu rules: field checks, no cycles, audit rows, and the caller's tree.
 
-use std::collections::HashMap;
-
 use serde_json::json;
 
 use super::store::{self, MenuRow, MenuValues};
@@ -9,6 +7,7 @@ use crate::audit::Actor;
 use crate::auth::{perm, Principal};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
+use crate::tree;
 use crate::validate::Validator;
 
 /// Longest name.
@@ -133,22 +132,11 @@ pub struct MenuNode {
 pub async fn tree_for(state: &AppState, principal: &Principal) -> ApiResult<Vec<MenuNode>> {
     let client = state.db.get().await?;
     let rows = store::list_visible(&client).await?;
-    let mut by_parent: HashMap<Option<i64>, Vec<MenuRow>> = HashMap::new();
-    for row in rows {
-        if row.required_permission.as_deref().is_none_or(|p| principal.has(p)) {
-            by_parent.entry(row.parent_id).or_default().push(row);
-        }
-    }
-    Ok(build(&mut by_parent, None))
-}
-
-fn build(by_parent: &mut HashMap<Option<i64>, Vec<MenuRow>>, parent: Option<i64>) -> Vec<MenuNode> {
-    let level = by_parent.remove(&parent).unwrap_or_default();
-    level
-        .into_iter()
-        .map(|menu| {
-            let children = build(by_parent, Some(menu.id));
-            MenuNode { menu, children }
-        })
-        .collect()
+    let allowed =
+        rows.into_iter().filter(|row| row.required_permission.as_deref().is_none_or(|p| principal.has(p)));
+    Ok(tree::nest(
+        allowed.collect(),
+        |row| (row.id, row.parent_id),
+        |menu, children| MenuNode { menu, children },
+    ))
 }

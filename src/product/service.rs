@@ -7,6 +7,7 @@ use super::content::ProductContent;
 use super::lifecycle::{self, Step};
 use super::store::{self, ProductRow, SkuRow};
 use crate::audit::Actor;
+use crate::category;
 use crate::db;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::shop::access::ShopAccess;
@@ -33,7 +34,7 @@ async fn check_category(
     client: &impl deadpool_postgres::GenericClient,
     content: &ProductContent,
 ) -> ApiResult<()> {
-    if store::category_exists(client, content.category_id).await? {
+    if category::store::find(client, content.category_id).await?.is_some() {
         Ok(())
     } else {
         Err(ApiError::invalid_field("category_id", "not_found"))

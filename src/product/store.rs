@@ -342,9 +342,3 @@ pub async fn review_queue(
     let rows = client.query(&stmt, &[&paging.limit(), &paging.offset()]).await?;
     Ok((rows.iter().map(ProductRow::from_row).collect::<Result<_, _>>()?, total))
 }
-
-/// Whether category `id` exists.
-pub async fn category_exists(client: &impl GenericClient, id: i64) -> Result<bool, tokio_postgres::Error> {
-    let stmt = client.prepare_cached("SELECT EXISTS (SELECT 1 FROM categories WHERE id = $1)").await?;
-    client.query_one(&stmt, &[&id]).await?.try_get(0)
-}

@@ -6,10 +6,11 @@ use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, TestApp};
 
-/// A category to file products under (the category API has its own tests).
-pub async fn category(app: &TestApp, name: &str) -> i64 {
-    let client = app.db.get().await.unwrap();
-    client.query_one("INSERT INTO categories (name) VALUES ($1) RETURNING id", &[&name]).await.unwrap().get(0)
+/// A category to file products under, created by operator `admin`.
+pub async fn category(app: &TestApp, admin: &str, name: &str) -> i64 {
+    let reply = app.call("POST", "/api/system/categories", Some(admin), Some(json!({"name": name}))).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    reply.body["id"].as_i64().unwrap()
 }
 
 /// A T-shirt in two colours and two sizes (three of the four combinations).
@@ -58,7 +59,7 @@ async fn a_product_is_reviewed_before_it_is_listed() {
     let app = spawn_app().await;
     let (_, admin) = app.admin("root").await;
     let (shop_id, owner) = app.open_shop(&admin, "alice", "Alice Apparel").await;
-    let cat = category(&app, "Clothing").await;
+    let cat = category(&app, &admin, "Clothing").await;
     let products = format!("/api/merchant/shops/{shop_id}/products");
 
     let reply = app.call("POST", &products, Some(&owner), Some(tshirt(cat))).await;
@@ -140,7 +141,7 @@ async fn editing_a_listed_product_keeps_the_live_version_until_the_revision_is_a
     let app = spawn_app().await;
     let (_, admin) = app.admin("root").await;
     let (shop_id, owner) = app.open_shop(&admin, "bob", "Bob Basics").await;
-    let cat = category(&app, "Clothing").await;
+    let cat = category(&app, &admin, "Clothing").await;
     let live = listed_product(&app, &admin, shop_id, &owner, tshirt(cat)).await;
     let id = live["id"].as_i64().unwrap();
     let product = format!("/api/merchant/shops/{shop_id}/products/{id}");
@@ -187,6 +188,11 @@ async fn editing_a_listed_product_keeps_the_live_version_until_the_revision_is_a
     assert_eq!(by_id(red_l)["active"], false, "a dropped combination is deactivated");
     assert!(skus.iter().any(|s| s["code"] == "TEE-BL" && s["active"] == true));
     assert_eq!(reply.body["min_price_cents"], 1799);
+    // Never stale after the approval: the cached detail was dropped.
+    let detail = app.call("GET", &format!("/api/products/{id}"), None, None).await;
+    assert_eq!(detail.body["name"], "Cotton T-shirt (2026)");
+    assert_eq!(detail.body["skus"].as_array().unwrap().len(), 3, "only active SKUs are shown");
+    assert!(detail.body["skus"][0].get("code").is_none(), "codes stay internal");
 
     // A rejected revision stays with its reason until resubmitted.
     let mut again = internal;
@@ -205,6 +211,21 @@ async fn editing_a_listed_product_keeps_the_live_version_until_the_revision_is_a
     assert_eq!(reply.body["brand"], "Acme");
     let reply = app.call("POST", &format!("{product}/submit"), Some(&owner), None).await;
     assert_eq!(reply.body["pending"]["state"], "pending_review");
+
+    // Unlisting, or suspending the shop, takes the product off the storefront at once.
+    app.call("POST", &format!("{product}/unlist"), Some(&owner), None).await;
+    assert_eq!(
+        app.call("GET", &format!("/api/products/{id}"), None, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    app.call("POST", &format!("{product}/list"), Some(&owner), None).await;
+    assert_eq!(app.call("GET", &format!("/api/products/{id}"), None, None).await.status, StatusCode::OK);
+    let suspend = json!({"reason": "audit"});
+    app.call("POST", &format!("/api/system/shops/{shop_id}/suspend"), Some(&admin), Some(suspend)).await;
+    assert_eq!(
+        app.call("GET", &format!("/api/products/{id}"), None, None).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[actix_web::test]
@@ -212,7 +233,7 @@ async fn invalid_products_get_422s_per_field_and_write_nothing() {
     let app = spawn_app().await;
     let (_, admin) = app.admin("root").await;
     let (shop_id, owner) = app.open_shop(&admin, "carol", "Carol Cases").await;
-    let cat = category(&app, "Phones").await;
+    let cat = category(&app, &admin, "Phones").await;
     let products = format!("/api/merchant/shops/{shop_id}/products");
 
     let mut bad = tshirt(cat);
@@ -281,7 +302,7 @@ async fn only_the_shops_own_staff_with_the_right_role_touch_its_products() {
     }
     app.call("POST", &format!("/api/shops/{shop_a}/invitation"), Some(&clerk), None).await;
     app.call("POST", &format!("/api/shops/{shop_a}/invitation"), Some(&packer), None).await;
-    let cat = category(&app, "Audio").await;
+    let cat = category(&app, &admin, "Audio").await;
     let created = app
         .call("POST", &format!("/api/merchant/shops/{shop_a}/products"), Some(&owner_a), Some(tshirt(cat)))
         .await;
@@ -385,7 +406,7 @@ async fn concurrent_stock_adjustments_end_at_the_exact_total_with_a_complete_led
     let app = spawn_app().await;
     let (_, admin) = app.admin("root").await;
     let (shop_id, owner) = app.open_shop(&admin, "ivan", "Ivan Inks").await;
-    let cat = category(&app, "Stationery").await;
+    let cat = category(&app, &admin, "Stationery").await;
     let created = app
         .call("POST", &format!("/api/merchant/shops/{shop_id}/products"), Some(&owner), Some(tshirt(cat)))
         .await;

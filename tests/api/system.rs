@@ -68,6 +68,11 @@ async fn openapi_document_lists_every_route() {
         "/api/seckill/events/{id}/orders",
         "/api/seckill/events/{id}/purchase-token",
         "/api/orders/{order_no}/pay",
+        "/api/products",
+        "/api/products/{id}",
+        "/api/categories",
+        "/api/system/categories",
+        "/api/system/categories/{id}",
     ] {
         assert!(paths.contains_key(path), "missing {path}");
     }
