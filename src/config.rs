@@ -18,6 +18,8 @@ pub struct Settings {
     pub blacklist: BlacklistSettings,
     pub seckill: SeckillSettings,
     pub catalog: CatalogSettings,
+    pub cart: CartSettings,
+    pub orders: OrderSettings,
     pub log: LogSettings,
 }
 
@@ -123,6 +125,53 @@ pub struct CatalogSettings {
     pub detail_cache_ttl_ms: u64,
     /// Most product details held in memory.
     pub detail_cache_capacity: usize,
+}
+
+/// Carts: the per-shopper cart actors and their writer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CartSettings {
+    /// Most distinct lines in one cart.
+    pub max_lines: usize,
+    /// Most units of one SKU in one cart line.
+    pub max_line_quantity: u32,
+    /// A cart actor idle this long is stopped; the next request rebuilds it
+    /// from Postgres.
+    pub idle_evict_secs: u64,
+    /// Messages waiting in one cart actor; beyond this, 503 overloaded.
+    pub mailbox_capacity: usize,
+    /// Group-commit writer of cart changes (as for flash sales).
+    pub batch_max_rows: usize,
+    pub batch_max_delay_us: u64,
+    pub writer_queue_capacity: usize,
+    pub writer_max_in_flight: usize,
+}
+
+/// Normal (cart and buy-now) orders and shipping.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderSettings {
+    /// How long a new order may stay unpaid before it is cancelled.
+    pub payment_window_secs: u64,
+    /// Days after delivery when an order completes by itself.
+    pub auto_complete_days: u32,
+    /// How often the sweepers look for expired and completable orders.
+    pub sweep_interval_ms: u64,
+    /// HMAC-SHA256 key carriers sign tracking webhooks with. Set it in production.
+    pub carrier_webhook_secret: String,
+    /// Oldest webhook timestamp accepted (replay window).
+    pub carrier_webhook_max_age_secs: u64,
+}
+
+impl std::fmt::Debug for OrderSettings {
+    // Keeps the webhook secret out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrderSettings")
+            .field("payment_window_secs", &self.payment_window_secs)
+            .field("auto_complete_days", &self.auto_complete_days)
+            .field("sweep_interval_ms", &self.sweep_interval_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Log format and filter.
