@@ -100,7 +100,6 @@ pub struct SeckillSettings {
     pub ip_rate_per_sec: u32,
     pub purchase_token_secret: String,
     pub purchase_token_ttl_secs: u64,
-    pub expiry_sweep_interval_ms: u64,
     /// Serve the naive one-transaction-per-request baseline for load tests.
     pub naive_baseline: bool,
 }

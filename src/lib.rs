@@ -6,6 +6,7 @@
 //!   loadtest and the benches all start this very same app.
 //! - [`routes`]: the one place that wires every area's `configure`.
 //! - [`error`]: the single error contract (`ApiError`, every code once).
+//! - [`clock`]: "now" for stored deadlines, movable in tests.
 //! - [`db`], [`kv`]: Postgres pool and migrations; Redis with key prefix.
 //! - [`auth`]: sessions, password hashing, typed permission extractors.
 //! - [`account`], [`system`]: accounts; health, readiness, metrics.
@@ -31,6 +32,7 @@ pub mod audit;
 pub mod auth;
 pub mod blacklist;
 pub mod category;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod demo;

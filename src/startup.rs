@@ -13,6 +13,7 @@ use anyhow::Context;
 
 use crate::auth::session::Sessions;
 use crate::blacklist::Blacklist;
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::extractors;
 use crate::kv::Kv;
@@ -86,6 +87,7 @@ async fn connect(settings: Settings) -> anyhow::Result<AppState> {
         metrics,
         seckill,
         products,
+        clock: Arc::new(Clock::default()),
     })
 }
 
@@ -95,12 +97,8 @@ fn start_background_tasks(state: &AppState) {
     actix_web::rt::spawn(state.products.clone().listen_for_invalidations());
     let every = Duration::from_secs(state.settings.blacklist.refresh_secs);
     actix_web::rt::spawn(state.blacklist.clone().refresh_periodically(every));
-    let sweep_every = Duration::from_millis(state.settings.seckill.expiry_sweep_interval_ms);
-    actix_web::rt::spawn(order::service::run_expiry_sweeper(
-        state.clone(),
-        state.seckill.clone(),
-        sweep_every,
-    ));
+    let sweep_every = Duration::from_millis(state.settings.orders.sweep_interval_ms);
+    actix_web::rt::spawn(order::service::run_sweepers(state.clone(), sweep_every));
     let (engine, sessions, products) =
         (state.seckill.clone(), state.sessions.clone(), state.products.clone());
     actix_web::rt::spawn(async move {

@@ -6,6 +6,7 @@ use deadpool_postgres::Pool;
 
 use crate::auth::session::Sessions;
 use crate::blacklist::Blacklist;
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::kv::Kv;
 use crate::metrics::Metrics;
@@ -25,4 +26,6 @@ pub struct AppState {
     pub seckill: Arc<SeckillEngine>,
     /// Rendered product details, invalidated cluster-wide on change.
     pub products: Arc<ProductCache>,
+    /// "Now" for stored deadlines (payment windows, auto-completion).
+    pub clock: Arc<Clock>,
 }

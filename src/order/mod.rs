@@ -1,6 +1,9 @@
-//! Orders: numbers, reading, paying (a documented sandbox pay endpoint until
-//! the payments domain lands) and the expiry of unpaid orders.
+//! Orders: placing them (checkout from the cart or "buy now", one order per
+//! shop), their lifecycle ([`lifecycle`]), shipping and tracking, the
+//! sandbox pay endpoint (until the payments domain lands) and the sweepers
+//! that expire unpaid orders and complete delivered ones.
 
 pub mod handlers;
+pub mod lifecycle;
 pub mod service;
 pub mod store;

@@ -342,3 +342,60 @@ pub async fn review_queue(
     let rows = client.query(&stmt, &[&paging.limit(), &paging.offset()]).await?;
     Ok((rows.iter().map(ProductRow::from_row).collect::<Result<_, _>>()?, total))
 }
+
+/// A SKU as a buyer meets it: price, stock, and whether it is on sale.
+#[derive(Debug, Clone)]
+pub struct SkuOffer {
+    pub sku_id: i64,
+    pub product_id: i64,
+    pub shop_id: i64,
+    pub product_name: String,
+    pub image: Option<String>,
+    pub spec_values: BTreeMap<String, String>,
+    pub price_cents: i64,
+    pub stock: i32,
+    /// `anyone` or `members_only`.
+    pub audience: String,
+    /// Active SKU of a listed product of an active shop.
+    pub on_sale: bool,
+    /// The SKU was dropped from its product.
+    pub gone: bool,
+}
+
+/// The offers of `sku_ids` (unknown ids are left out), in one query.
+pub async fn offers(
+    client: &impl GenericClient,
+    sku_ids: &[i64],
+) -> Result<Vec<SkuOffer>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT s.id, s.product_id, s.shop_id, p.name, p.images[1] AS image, s.spec_values, s.price_cents,
+                    s.stock, p.audience, s.active, p.status = 'listed' AND sh.status = 'active' AS listed
+             FROM skus s JOIN products p ON p.id = s.product_id JOIN shops sh ON sh.id = s.shop_id
+             WHERE s.id = ANY($1) ORDER BY s.id",
+        )
+        .await?;
+    client
+        .query(&stmt, &[&sku_ids])
+        .await?
+        .iter()
+        .map(|row| {
+            let spec_values: Value = row.try_get("spec_values")?;
+            let active: bool = row.try_get("active")?;
+            let listed: bool = row.try_get("listed")?;
+            Ok(SkuOffer {
+                sku_id: row.try_get("id")?,
+                product_id: row.try_get("product_id")?,
+                shop_id: row.try_get("shop_id")?,
+                product_name: row.try_get("name")?,
+                image: row.try_get("image")?,
+                spec_values: serde_json::from_value(spec_values).unwrap_or_default(),
+                price_cents: row.try_get("price_cents")?,
+                stock: row.try_get("stock")?,
+                audience: row.try_get("audience")?,
+                on_sale: active && listed,
+                gone: !active,
+            })
+        })
+        .collect()
+}

@@ -18,6 +18,8 @@ pub struct TestApp {
     pub settings: Settings,
     pub db: deadpool_postgres::Pool,
     pub http: awc::Client,
+    /// The in-process server's clock (none for a server in a child process).
+    pub clock: Option<std::sync::Arc<rs_cms::clock::Clock>>,
     db_name: String,
 }
 
@@ -166,9 +168,10 @@ pub async fn spawn_app_with(settings: Settings, db_name: String) -> TestApp {
     let app = Application::build(settings.clone()).await.expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
     let db = app.state().db.clone();
+    let clock = Some(app.state().clock.clone());
     actix_web::rt::spawn(app.run_until_stopped());
     let http = awc::Client::builder().timeout(std::time::Duration::from_secs(30)).finish();
-    TestApp { address, settings, db, http, db_name }
+    TestApp { address, settings, db, http, clock, db_name }
 }
 
 impl TestApp {
@@ -177,7 +180,7 @@ impl TestApp {
     pub fn attach(settings: Settings, db_name: String, address: String) -> TestApp {
         let db = rs_cms::db::create_pool(&settings.database).expect("pool");
         let http = awc::Client::builder().timeout(std::time::Duration::from_secs(30)).finish();
-        TestApp { address, settings, db, http, db_name }
+        TestApp { address, settings, db, http, clock: None, db_name }
     }
 }
 
