@@ -14,6 +14,7 @@
 //! - [`admin`]: admin and member management.
 //! - [`audit`]: the log of admin actions; [`page`]: shared pagination.
 //! - [`seckill`], [`order`]: the flash-sale engine and its orders.
+//! - [`cart`]: shopping carts, one actor per active shopper.
 //! - [`inventory`]: the stock ledger; stock moves only with a movement row.
 //! - [`product`]: products with specs and SKUs, and their review.
 //! - [`shop`]: shops, their review and their staff's shop-scoped roles.
@@ -30,6 +31,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod blacklist;
+pub mod cart;
 pub mod category;
 pub mod config;
 pub mod db;

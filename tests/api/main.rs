@@ -6,6 +6,7 @@ mod account;
 mod admin;
 mod audit;
 mod blacklist;
+mod cart;
 mod catalog_fixture;
 mod category;
 mod crash;
