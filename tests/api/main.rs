@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod account;
+mod address;
 mod admin;
 mod audit;
 mod blacklist;
