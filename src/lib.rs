@@ -15,6 +15,8 @@
 //! - [`admin`]: admin and member management.
 //! - [`audit`]: the log of admin actions; [`page`]: shared pagination.
 //! - [`seckill`], [`order`]: the flash-sale engine and its orders.
+//! - [`cart`]: shopping carts, one actor per active shopper;
+//!   [`address`]: the shopper's address book.
 //! - [`inventory`]: the stock ledger; stock moves only with a movement row.
 //! - [`product`]: products with specs and SKUs, and their review.
 //! - [`shop`]: shops, their review and their staff's shop-scoped roles.
@@ -27,10 +29,12 @@
 //! `service` (rules, transactions, actor calls) and `store` (SQL only).
 
 pub mod account;
+pub mod address;
 pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod blacklist;
+pub mod cart;
 pub mod category;
 pub mod clock;
 pub mod config;

@@ -1,12 +1,21 @@
 //! Prometheus metrics: HTTP requests and latency per route and status, pool
-//! usage, the flash-sale engine's batch sizes, commit latency and queues, and
-//! how often the product-detail cache answers.
+//! usage, the batch sizes, commit latency and queues of the flash-sale and
+//! cart writers, live cart actors, and how often the product-detail cache
+//! answers.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use actors::writer::BatchReport;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
+
+/// Buckets of rows per group-commit batch.
+const BATCH_ROW_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+/// Buckets of seconds per group commit.
+const COMMIT_BUCKETS: &[f64] = &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5];
 
 /// The process's metric families, registered once and shared by reference.
 pub struct Metrics {
@@ -16,9 +25,9 @@ pub struct Metrics {
     /// Connections of the Postgres pool by state (`size`, `available`, `waiting`).
     pub db_pool: IntGaugeVec,
     /// Rows per group-commit batch.
-    pub batch_rows: prometheus::Histogram,
+    pub batch_rows: Histogram,
     /// Seconds one group commit took.
-    pub commit_seconds: prometheus::Histogram,
+    pub commit_seconds: Histogram,
     /// Reservations waiting for the writer.
     pub writer_queue_depth: IntGauge,
     /// Flash-sale requests refused, by reason.
@@ -28,6 +37,14 @@ pub struct Metrics {
     pub product_detail_cache: IntCounterVec,
     /// Product details held in memory.
     pub product_cache_entries: IntGauge,
+    /// Rows per cart group-commit batch.
+    pub cart_batch_rows: Histogram,
+    /// Seconds one cart group commit took.
+    pub cart_commit_seconds: Histogram,
+    /// Cart changes waiting for the writer.
+    pub cart_writer_queue_depth: IntGauge,
+    /// Cart actors registered on this node.
+    pub cart_actors: IntGauge,
 }
 
 impl Metrics {
@@ -45,14 +62,18 @@ impl Metrics {
         )?;
         let db_pool =
             IntGaugeVec::new(Opts::new("db_pool_connections", "Postgres pool connections"), &["state"])?;
-        let batch_rows = prometheus::Histogram::with_opts(
-            HistogramOpts::new("seckill_batch_rows", "Rows per group-commit batch")
-                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0]),
-        )?;
-        let commit_seconds = prometheus::Histogram::with_opts(
-            HistogramOpts::new("seckill_commit_seconds", "Seconds per group commit")
-                .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5]),
-        )?;
+        let histogram = |name: &str, help: &str, buckets: &[f64]| {
+            Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+        };
+        let batch_rows = histogram("seckill_batch_rows", "Rows per group-commit batch", BATCH_ROW_BUCKETS)?;
+        let commit_seconds = histogram("seckill_commit_seconds", "Seconds per group commit", COMMIT_BUCKETS)?;
+        let cart_batch_rows =
+            histogram("cart_batch_rows", "Rows per cart group-commit batch", BATCH_ROW_BUCKETS)?;
+        let cart_commit_seconds =
+            histogram("cart_commit_seconds", "Seconds per cart group commit", COMMIT_BUCKETS)?;
+        let cart_writer_queue_depth =
+            IntGauge::new("cart_writer_queue_depth", "Cart changes waiting for the writer")?;
+        let cart_actors = IntGauge::new("cart_actors", "Cart actors registered on this node")?;
         let writer_queue_depth =
             IntGauge::new("seckill_writer_queue_depth", "Reservations waiting for the writer")?;
         let seckill_rejected = IntCounterVec::new(
@@ -74,6 +95,10 @@ impl Metrics {
         registry.register(Box::new(seckill_rejected.clone()))?;
         registry.register(Box::new(product_detail_cache.clone()))?;
         registry.register(Box::new(product_cache_entries.clone()))?;
+        registry.register(Box::new(cart_batch_rows.clone()))?;
+        registry.register(Box::new(cart_commit_seconds.clone()))?;
+        registry.register(Box::new(cart_writer_queue_depth.clone()))?;
+        registry.register(Box::new(cart_actors.clone()))?;
         Ok(Self {
             registry,
             http_requests,
@@ -85,6 +110,10 @@ impl Metrics {
             seckill_rejected,
             product_detail_cache,
             product_cache_entries,
+            cart_batch_rows,
+            cart_commit_seconds,
+            cart_writer_queue_depth,
+            cart_actors,
         })
     }
 
@@ -104,4 +133,13 @@ impl Metrics {
         }
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// A group-commit writer's `on_batch` hook recording each batch's rows and
+/// commit time.
+pub fn batch_observer(rows: Histogram, seconds: Histogram) -> Arc<dyn Fn(BatchReport) + Send + Sync> {
+    Arc::new(move |report: BatchReport| {
+        rows.observe(report.rows as f64);
+        seconds.observe(report.elapsed.as_secs_f64());
+    })
 }

@@ -6,8 +6,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    account, admin, audit, blacklist, category, error, inventory, menu, order, product, rbac, seckill, shop,
-    storefront, system,
+    account, address, admin, audit, blacklist, cart, category, error, inventory, menu, order, product, rbac,
+    seckill, shop, storefront, system,
 };
 
 /// The API document.
@@ -41,6 +41,11 @@ use crate::{
         seckill::handlers::get_purchase_token, seckill::handlers::create_seckill_order,
         seckill::naive::create_naive_order,
         order::handlers::list_my_orders, order::handlers::get_my_order, order::handlers::pay_order,
+        cart::handlers::get_cart, cart::handlers::add_cart_line, cart::handlers::update_cart_line,
+        cart::handlers::remove_cart_line, cart::handlers::clear_cart, cart::handlers::select_cart_lines,
+        address::handlers::list_addresses, address::handlers::create_address,
+        address::handlers::update_address, address::handlers::delete_address,
+        address::handlers::set_default_address,
         shop::handlers::apply_for_shop, shop::handlers::my_shops, shop::handlers::accept_invitation,
         shop::handlers::decline_invitation, shop::handlers::shop_page, shop::handlers::get_own_shop,
         shop::handlers::update_own_shop, shop::handlers::list_staff, shop::handlers::invite_staff,

@@ -13,6 +13,7 @@ use anyhow::Context;
 
 use crate::auth::session::Sessions;
 use crate::blacklist::Blacklist;
+use crate::cart::engine::CartEngine;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::extractors;
@@ -73,6 +74,7 @@ async fn connect(settings: Settings) -> anyhow::Result<AppState> {
     let blacklist = Arc::new(Blacklist::new(pool.clone(), kv.clone()));
     blacklist.reload().await.map_err(|e| anyhow::anyhow!("cannot load the blacklist: {e}"))?;
     let seckill = SeckillEngine::start(pool.clone(), &settings.seckill, metrics.clone()).await?;
+    let carts = CartEngine::start(pool.clone(), &settings.cart, &metrics);
     let products = Arc::new(ProductCache::new(
         kv.clone(),
         Duration::from_millis(settings.catalog.detail_cache_ttl_ms),
@@ -86,6 +88,7 @@ async fn connect(settings: Settings) -> anyhow::Result<AppState> {
         blacklist,
         metrics,
         seckill,
+        carts,
         products,
         clock: Arc::new(Clock::default()),
     })

@@ -6,6 +6,7 @@ use deadpool_postgres::Pool;
 
 use crate::auth::session::Sessions;
 use crate::blacklist::Blacklist;
+use crate::cart::engine::CartEngine;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::kv::Kv;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub blacklist: Arc<Blacklist>,
     pub metrics: Arc<Metrics>,
     pub seckill: Arc<SeckillEngine>,
+    /// The cart actors of this node.
+    pub carts: Arc<CartEngine>,
     /// Rendered product details, invalidated cluster-wide on change.
     pub products: Arc<ProductCache>,
     /// "Now" for stored deadlines (payment windows, auto-completion).

@@ -2,6 +2,8 @@
 //! actors through the [`writer::BatchStore`] trait, implemented by the server.
 //!
 //! # Layout
+//! - [`cart`]: one [`cart::CartActor`] per active shopper, the only writer
+//!   of that shopper's cart; evicted when idle, rebuilt from the database.
 //! - [`gate`]: the per-event atomic flags (sold out / not live) that let the
 //!   HTTP layer answer the late majority without messaging an actor.
 //! - [`stock`]: one [`stock::StockActor`] per live flash-sale event, the only
@@ -9,7 +11,10 @@
 //! - [`writer`]: the group-commit writer, which gathers work from every
 //!   actor for a millisecond or two (or N rows), persists it in one
 //!   transaction, and only then answers each waiting caller.
+//! - [`mailbox`]: starting an actor with its mailbox bound in force.
 
+pub mod cart;
 pub mod gate;
+pub mod mailbox;
 pub mod stock;
 pub mod writer;

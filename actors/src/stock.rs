@@ -20,6 +20,7 @@ use dashmap::DashMap;
 use tokio::sync::oneshot;
 
 use crate::gate::{Admission, EventGate};
+use crate::mailbox;
 use crate::writer::{BatchStore, WriteError, WriterHandle};
 
 /// The fixed terms of an event, as the actor needs them.
@@ -189,15 +190,10 @@ impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> StockActor
     }
 
     /// Starts the actor on `arbiter` with its bounded mailbox in force from
-    /// the first message (`Actor::start` would apply the capacity only once
-    /// the actor runs, letting an opening burst hit the default of 16).
+    /// the first message (see [`mailbox::start_on`]).
     pub fn start_on(self, arbiter: &ArbiterHandle) -> Addr<Self> {
-        let (sender, receiver) = actix::dev::channel::channel(self.mailbox_capacity);
-        let addr = Addr::new(sender);
-        arbiter.spawn_fn(move || {
-            let _ = Context::with_receiver(receiver).run(self);
-        });
-        addr
+        let capacity = self.mailbox_capacity;
+        mailbox::start_on(self, capacity, arbiter)
     }
 
     fn take(&mut self, user_id: i64, quantity: u32, key: Option<(i64, String)>, order_no: &str) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix::{Addr, ArbiterHandle};
 use actors::gate::EventGate;
 use actors::stock::{EventTerms, KeyIndex, ReleaseStock, StockActor};
-use actors::writer::{spawn_writer, BatchReport, WriterConfig, WriterHandle};
+use actors::writer::{spawn_writer, WriterConfig, WriterHandle};
 use dashmap::DashMap;
 use deadpool_postgres::Pool;
 
@@ -16,7 +16,7 @@ use super::ratelimit::RateLimiter;
 use super::store::{self, EventRow, PgReservations};
 use crate::config::SeckillSettings;
 use crate::error::ApiResult;
-use crate::metrics::Metrics;
+use crate::metrics::{batch_observer, Metrics};
 
 /// Why buy requests were refused, counted per event for the live dashboard.
 #[derive(Debug, Default)]
@@ -80,10 +80,7 @@ impl SeckillEngine {
         settings: &SeckillSettings,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Self>> {
-        let on_batch = Arc::new(move |report: BatchReport| {
-            metrics.batch_rows.observe(report.rows as f64);
-            metrics.commit_seconds.observe(report.elapsed.as_secs_f64());
-        });
+        let on_batch = batch_observer(metrics.batch_rows.clone(), metrics.commit_seconds.clone());
         let writer = spawn_writer(
             PgReservations::new(db.clone()),
             WriterConfig {

@@ -116,8 +116,9 @@ const CARD_COLUMNS: &str = "p.id, p.shop_id, s.name AS shop_name, p.category_id,
 
 /// Products with their shops, narrowed by [`ON_SALE`].
 const PRODUCTS_AND_SHOPS: &str = "products p JOIN shops s ON s.id = p.shop_id";
-/// What shoppers may see: listed products of active shops.
-const ON_SALE: &str = "p.status = 'listed' AND s.status = 'active'";
+/// What shoppers may see (and buy): listed products (`p`) of active shops
+/// (`s`).
+pub const ON_SALE: &str = "p.status = 'listed' AND s.status = 'active'";
 
 /// A `WHERE` clause under construction: conditions joined by `AND`, every
 /// value a numbered parameter (user input never becomes SQL text).

@@ -9,6 +9,7 @@ use std::path::Path;
 use awc::http::StatusCode;
 use rs_cms::config::Settings;
 use rs_cms::startup::Application;
+use rs_cms::state::AppState;
 use serde_json::{json, Value};
 use tokio_postgres::NoTls;
 
@@ -18,8 +19,9 @@ pub struct TestApp {
     pub settings: Settings,
     pub db: deadpool_postgres::Pool,
     pub http: awc::Client,
-    /// The in-process server's clock (none for a server in a child process).
-    pub clock: Option<std::sync::Arc<rs_cms::clock::Clock>>,
+    /// The server's state, for tests that call its services directly (not
+    /// there for a server in another process).
+    pub state: Option<AppState>,
     db_name: String,
 }
 
@@ -167,11 +169,11 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(settings: Settings, db_name: String) -> TestApp {
     let app = Application::build(settings.clone()).await.expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
-    let db = app.state().db.clone();
-    let clock = Some(app.state().clock.clone());
+    let state = app.state().clone();
+    let db = state.db.clone();
     actix_web::rt::spawn(app.run_until_stopped());
     let http = awc::Client::builder().timeout(std::time::Duration::from_secs(30)).finish();
-    TestApp { address, settings, db, http, clock, db_name }
+    TestApp { address, settings, db, http, state: Some(state), db_name }
 }
 
 impl TestApp {
@@ -180,7 +182,7 @@ impl TestApp {
     pub fn attach(settings: Settings, db_name: String, address: String) -> TestApp {
         let db = rs_cms::db::create_pool(&settings.database).expect("pool");
         let http = awc::Client::builder().timeout(std::time::Duration::from_secs(30)).finish();
-        TestApp { address, settings, db, http, clock: None, db_name }
+        TestApp { address, settings, db, http, state: None, db_name }
     }
 }
 

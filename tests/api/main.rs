@@ -3,9 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod account;
+mod address;
 mod admin;
 mod audit;
 mod blacklist;
+mod cart;
 mod catalog_fixture;
 mod category;
 mod crash;

@@ -1,0 +1,194 @@
+//! SQL of carts: the group-commit batch of cart changes, loading a cart to
+//! rebuild its actor, and the SKUs behind cart lines.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::SystemTime;
+
+use actors::cart::{CartLine, CartSnapshot, CartWrite, CartWriteOutcome};
+use actors::writer::BatchStore;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Pool};
+use serde_json::Value;
+use tokio_postgres::Row;
+
+use crate::product::content::Audience;
+use crate::storefront::store::ON_SALE;
+
+/// Writes group-commit batches of cart changes into Postgres.
+///
+/// A whole batch is ONE upsert (one round trip, one transaction). A line is
+/// stored only if its version is newer than the stored one, so a late write
+/// never rolls a line back; a removed line is stored as a tombstone
+/// (quantity 0). Rows are de-duplicated per (user, SKU), keeping the highest
+/// version (Postgres refuses to update one row twice in one statement), and
+/// sorted, so concurrent batches lock rows in the same order.
+#[derive(Clone)]
+pub struct PgCartLines {
+    pool: Pool,
+}
+
+impl PgCartLines {
+    /// A store writing through `pool`.
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+}
+
+const WRITE_BATCH_SQL: &str = "
+INSERT INTO cart_lines AS c (user_id, sku_id, quantity, selected, added_price_cents, version, added_at, updated_at)
+SELECT user_id, sku_id, quantity, selected, added_price_cents, version, added_at, now()
+FROM unnest($1::int8[], $2::int8[], $3::int4[], $4::bool[], $5::int8[], $6::int8[], $7::timestamptz[])
+    AS x (user_id, sku_id, quantity, selected, added_price_cents, version, added_at)
+ON CONFLICT (user_id, sku_id) DO UPDATE SET
+    quantity = EXCLUDED.quantity, selected = EXCLUDED.selected,
+    added_price_cents = EXCLUDED.added_price_cents, version = EXCLUDED.version,
+    added_at = EXCLUDED.added_at, updated_at = now()
+WHERE c.version < EXCLUDED.version
+RETURNING user_id, sku_id";
+
+impl BatchStore for PgCartLines {
+    type Item = CartWrite;
+    type Outcome = CartWriteOutcome;
+
+    async fn write_batch(&self, items: &[CartWrite]) -> Result<Vec<CartWriteOutcome>, String> {
+        let mut rows: Vec<(i64, &CartLine)> =
+            items.iter().flat_map(|item| item.lines.iter().map(move |line| (item.user_id, line))).collect();
+        rows.sort_by(|(a_user, a), (b_user, b)| {
+            (a_user, a.sku_id).cmp(&(b_user, b.sku_id)).then(b.version.cmp(&a.version))
+        });
+        rows.dedup_by_key(|(user_id, line)| (*user_id, line.sku_id));
+        let n = rows.len();
+        let mut user_id = Vec::with_capacity(n);
+        let mut sku_id = Vec::with_capacity(n);
+        let mut quantity = Vec::with_capacity(n);
+        let mut selected = Vec::with_capacity(n);
+        let mut added_price = Vec::with_capacity(n);
+        let mut version = Vec::with_capacity(n);
+        let mut added_at = Vec::with_capacity(n);
+        for (user, line) in &rows {
+            user_id.push(*user);
+            sku_id.push(line.sku_id);
+            quantity.push(i32::try_from(line.quantity).unwrap_or(i32::MAX));
+            selected.push(line.selected);
+            added_price.push(line.added_price_cents);
+            version.push(line.version);
+            added_at.push(DateTime::<Utc>::from(line.added_at));
+        }
+        let client = self.pool.get().await.map_err(|e| format!("no connection: {e}"))?;
+        let stmt = client.prepare_cached(WRITE_BATCH_SQL).await.map_err(|e| format!("{e:#}"))?;
+        let stored = client
+            .query(&stmt, &[&user_id, &sku_id, &quantity, &selected, &added_price, &version, &added_at])
+            .await
+            .map_err(|e| format!("{e:#}"))?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<HashSet<(i64, i64)>, tokio_postgres::Error>>()
+            .map_err(|e| format!("{e:#}"))?;
+        // A line not stored lost to a newer stored version: its actor is stale.
+        Ok(items
+            .iter()
+            .map(|item| {
+                if item.lines.iter().all(|line| stored.contains(&(item.user_id, line.sku_id))) {
+                    CartWriteOutcome::Committed
+                } else {
+                    CartWriteOutcome::Superseded
+                }
+            })
+            .collect())
+    }
+}
+
+/// A user's cart as stored: its live lines, and the highest version of any
+/// of its rows (tombstones included), where the actor's counter resumes.
+/// One statement, so both come from one snapshot.
+pub async fn load(client: &impl GenericClient, user_id: i64) -> Result<CartSnapshot, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT top.version AS top, l.sku_id, l.quantity, l.selected, l.added_price_cents, l.added_at, l.version
+             FROM (SELECT COALESCE(max(version), 0) AS version FROM cart_lines WHERE user_id = $1) top
+             LEFT JOIN cart_lines l ON l.user_id = $1 AND l.quantity > 0",
+        )
+        .await?;
+    let rows = client.query(&stmt, &[&user_id]).await?;
+    let mut snapshot = CartSnapshot::default();
+    for row in &rows {
+        snapshot.version = row.try_get("top")?;
+        // The one row of an empty cart carries no line.
+        let Some(sku_id) = row.try_get("sku_id")? else { continue };
+        let quantity: i32 = row.try_get("quantity")?;
+        let added_at: DateTime<Utc> = row.try_get("added_at")?;
+        snapshot.lines.push(CartLine {
+            sku_id,
+            quantity: u32::try_from(quantity).unwrap_or(0),
+            selected: row.try_get("selected")?,
+            added_price_cents: row.try_get("added_price_cents")?,
+            added_at: SystemTime::from(added_at),
+            version: row.try_get("version")?,
+        });
+    }
+    Ok(snapshot)
+}
+
+/// A SKU as a cart shows it: its product and shop, price, stock and
+/// whether it can be bought.
+#[derive(Debug)]
+pub struct CartSku {
+    pub sku_id: i64,
+    pub product_id: i64,
+    pub product_name: String,
+    pub spec_values: BTreeMap<String, String>,
+    /// The product's first image.
+    pub image: Option<String>,
+    pub shop_id: i64,
+    pub shop_name: String,
+    pub price_cents: i64,
+    pub stock: i32,
+    /// False once an approved revision dropped the SKU.
+    pub active: bool,
+    /// The product is listed and its shop active.
+    pub on_sale: bool,
+    /// `anyone` or `members_only`.
+    pub audience: String,
+}
+
+impl CartSku {
+    fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
+        let spec_values: Value = row.try_get("spec_values")?;
+        Ok(Self {
+            sku_id: row.try_get("sku_id")?,
+            product_id: row.try_get("product_id")?,
+            product_name: row.try_get("product_name")?,
+            spec_values: serde_json::from_value(spec_values).unwrap_or_default(),
+            image: row.try_get("image")?,
+            shop_id: row.try_get("shop_id")?,
+            shop_name: row.try_get("shop_name")?,
+            price_cents: row.try_get("price_cents")?,
+            stock: row.try_get("stock")?,
+            active: row.try_get("active")?,
+            on_sale: row.try_get("on_sale")?,
+            audience: row.try_get("audience")?,
+        })
+    }
+
+    /// Only verified members may buy it.
+    pub fn members_only(&self) -> bool {
+        self.audience == Audience::MembersOnly.as_str()
+    }
+}
+
+/// The SKUs `sku_ids` (unknown ids are left out), in one statement.
+pub async fn skus(
+    client: &impl GenericClient,
+    sku_ids: &[i64],
+) -> Result<Vec<CartSku>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT k.id AS sku_id, k.product_id, p.name AS product_name, k.spec_values, p.images[1] AS image,
+                    p.shop_id, s.name AS shop_name, k.price_cents, k.stock, k.active, ({ON_SALE}) AS on_sale,
+                    p.audience
+             FROM skus k JOIN products p ON p.id = k.product_id JOIN shops s ON s.id = p.shop_id
+             WHERE k.id = ANY($1)"
+        ))
+        .await?;
+    client.query(&stmt, &[&sku_ids]).await?.iter().map(CartSku::from_row).collect()
+}
