@@ -106,3 +106,10 @@ CREATE TABLE tracking_events (
 CREATE INDEX tracking_events_shipment_idx ON tracking_events (shipment_id, occurred_at, id);
 CREATE UNIQUE INDEX tracking_events_external_key ON tracking_events (shipment_id, external_id)
     WHERE external_id IS NOT NULL;
+
+-- Platform permissions of this area.
+INSERT INTO role_permissions (role_id, permission)
+SELECT r.id, p.permission
+FROM roles r
+CROSS JOIN (VALUES ('order.audit'), ('order.intervene')) AS p (permission)
+WHERE r.name IN ('admin', 'staff');

@@ -32,7 +32,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope(shop::handlers::MERCHANT_SCOPE)
             .configure(shop::handlers::configure_merchant)
             .configure(product::handlers::configure_merchant)
-            .configure(inventory::handlers::configure),
+            .configure(inventory::handlers::configure)
+            .configure(order::handlers::configure_merchant),
     );
     openapi::configure(cfg);
     cfg.service(
@@ -44,7 +45,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(audit::handlers::configure)
             .configure(shop::handlers::configure_system)
             .configure(product::handlers::configure_system)
-            .configure(category::handlers::configure),
+            .configure(category::handlers::configure)
+            .configure(order::handlers::configure_system),
     );
 }
 

@@ -88,3 +88,23 @@ pub fn is_phone(value: &str) -> bool {
     value.chars().all(|c| c.is_ascii_digit() || matches!(c, ' ' | '+' | '-' | '(' | ')'))
         && value.chars().filter(char::is_ascii_digit).count() >= 5
 }
+
+/// An optional header of 1-`max_len` visible ASCII characters (an
+/// `Idempotency-Key`, a purchase token); anything else is a 400
+/// `invalid_header`.
+pub fn header_value(
+    headers: &actix_web::http::header::HeaderMap,
+    name: &str,
+    max_len: usize,
+) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(name) else { return Ok(None) };
+    match value.to_str() {
+        Ok(text)
+            if !text.is_empty() && text.len() <= max_len && text.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Ok(Some(text.to_owned()))
+        }
+        _ => Err(ApiError::new(crate::error::ErrorCode::InvalidHeader)
+            .with_message(format!("{name} must be 1-{max_len} visible ASCII characters"))),
+    }
+}

@@ -33,4 +33,6 @@ permissions! {
     ShopReview => "shop.review", "Approve, reject, suspend and reinstate shops.";
     ProductReview => "product.review", "Approve or reject products and their revisions.";
     CatalogManage => "catalog.manage", "Manage the category tree.";
+    OrderAudit => "order.audit", "Read any order of any shop.";
+    OrderIntervene => "order.intervene", "Cancel any order before it ships, with a reason.";
 }

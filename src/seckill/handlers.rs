@@ -1,6 +1,5 @@
 //! HTTP endpoints of flash sales: operators manage events, shoppers buy.
 
-use actix_web::http::header::HeaderMap;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -11,9 +10,10 @@ use super::service::{
 use super::store;
 use crate::audit::Actor;
 use crate::auth::{perm, AuthUser, ClientIp, Require};
-use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
+use crate::error::{ApiResult, ErrorBody};
 use crate::page::{Page, PageQuery};
 use crate::state::AppState;
+use crate::validate;
 
 /// Path prefix of the shoppers' flash-sale routes.
 pub const SHOP_SCOPE: &str = "/api/seckill/events";
@@ -150,19 +150,6 @@ pub struct BuyBody {
     pub quantity: u32,
 }
 
-fn header(headers: &HeaderMap, name: &str, max_len: usize) -> ApiResult<Option<String>> {
-    let Some(value) = headers.get(name) else { return Ok(None) };
-    match value.to_str() {
-        Ok(text)
-            if !text.is_empty() && text.len() <= max_len && text.bytes().all(|b| b.is_ascii_graphic()) =>
-        {
-            Ok(Some(text.to_owned()))
-        }
-        _ => Err(ApiError::new(ErrorCode::InvalidHeader)
-            .with_message(format!("{name} must be 1-{max_len} visible ASCII characters"))),
-    }
-}
-
 /// Buys in a flash sale. Send an `Idempotency-Key` so a retry returns the
 /// same order; events that require it need `X-Purchase-Token`.
 #[utoipa::path(post, path = "/api/seckill/events/{id}/orders", tag = "seckill", security(("bearer" = [])),
@@ -194,8 +181,12 @@ pub async fn create_seckill_order(
         user_id: user.user_id,
         ip: ip.0,
         quantity: body.quantity,
-        idempotency_key: header(req.headers(), "idempotency-key", service::MAX_IDEMPOTENCY_KEY_LEN)?,
-        purchase_token: header(req.headers(), "x-purchase-token", 256)?,
+        idempotency_key: validate::header_value(
+            req.headers(),
+            "idempotency-key",
+            service::MAX_IDEMPOTENCY_KEY_LEN,
+        )?,
+        purchase_token: validate::header_value(req.headers(), "x-purchase-token", 256)?,
     };
     Ok(match service::buy(&state, *id, request).await? {
         Bought::Created(receipt) => HttpResponse::Created().json(receipt),

@@ -14,6 +14,7 @@ mod crash;
 mod demo;
 mod helpers;
 mod menu;
+mod order;
 mod product;
 mod profile;
 mod rbac;
