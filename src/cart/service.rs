@@ -37,6 +37,7 @@ impl From<CartError> for ApiError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Availability {
+    /// Can be bought as it stands.
     Available,
     /// Fewer units in stock than the line holds.
     InsufficientStock,
