@@ -63,17 +63,18 @@ pub struct Step<'a> {
 #[must_use = "settle it after the commit"]
 pub struct Aftermath {
     seckill_returns: Vec<ReturnedUnits>,
-    restocked_products: Vec<i64>,
+    /// Products whose stock or sales count changed.
+    changed_products: Vec<i64>,
 }
 
 impl Aftermath {
     /// Hands flash-sale units back to their stock actors and drops
-    /// restocked products from the detail cache.
+    /// changed products from the detail cache.
     pub async fn settle(self, state: &AppState) -> ApiResult<()> {
         for unit in self.seckill_returns {
             state.seckill.release(unit.event_id, unit.user_id, u32::try_from(unit.quantity).unwrap_or(0));
         }
-        for product_id in self.restocked_products {
+        for product_id in self.changed_products {
             state.products.invalidate(product_id).await?;
         }
         Ok(())
@@ -81,7 +82,7 @@ impl Aftermath {
 
     fn absorb(&mut self, other: Aftermath) {
         self.seckill_returns.extend(other.seckill_returns);
-        self.restocked_products.extend(other.restocked_products);
+        self.changed_products.extend(other.changed_products);
     }
 }
 
@@ -126,12 +127,13 @@ pub async fn apply(
         });
     }
     let mut aftermath = Aftermath::default();
-    if to == OrderStatus::Cancelled {
-        if order.view.kind == "seckill" {
+    match to {
+        OrderStatus::Cancelled if order.view.kind == "seckill" => {
             aftermath.seckill_returns.extend(store::return_seckill_units(tx, order.id).await?);
-        } else {
-            aftermath.restocked_products = restock(tx, order, step.actor_id).await?;
         }
+        OrderStatus::Cancelled => aftermath.changed_products = restock(tx, order, step.actor_id).await?,
+        OrderStatus::Paid => aftermath.changed_products = store::count_sales(tx, order.id).await?,
+        _ => {}
     }
     Ok(aftermath)
 }
@@ -253,7 +255,7 @@ pub async fn sweep(state: &AppState) -> ApiResult<()> {
         let units = store::expire_unpaid_seckill(&client, now, SWEEP_BATCH).await?;
         drop(client);
         let full = units.len() as i64 >= SWEEP_BATCH;
-        Aftermath { seckill_returns: units, restocked_products: Vec::new() }.settle(state).await?;
+        Aftermath { seckill_returns: units, changed_products: Vec::new() }.settle(state).await?;
         if !full {
             break;
         }

@@ -639,3 +639,20 @@ pub async fn notes(
         })
         .collect()
 }
+
+/// Adds a paid order's units to its products' sales counts (the
+/// storefront's "sales" sort); the products counted.
+pub async fn count_sales(
+    client: &impl GenericClient,
+    order_id: i64,
+) -> Result<Vec<i64>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "UPDATE products p SET sales_count = p.sales_count + s.quantity
+             FROM (SELECT product_id, sum(quantity)::int8 AS quantity FROM order_items
+                   WHERE order_id = $1 AND product_id IS NOT NULL GROUP BY product_id) s
+             WHERE p.id = s.product_id RETURNING p.id",
+        )
+        .await?;
+    client.query(&stmt, &[&order_id]).await?.iter().map(|row| row.try_get(0)).collect()
+}

@@ -16,6 +16,7 @@ struct Shop {
     admin: String,
     owner: String,
     shop_id: i64,
+    product_id: i64,
     /// SKU ids of the T-shirt (red M, red L, blue M).
     skus: Vec<i64>,
 }
@@ -33,7 +34,7 @@ async fn shop_with_stock(app: &TestApp, owner: &str, name: &str, stock: i32) -> 
             app.call("POST", &path, Some(&owner), Some(json!({"delta": stock, "reason": "opening"}))).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     }
-    Shop { admin, owner, shop_id, skus }
+    Shop { admin, owner, shop_id, product_id: product["id"].as_i64().unwrap(), skus }
 }
 
 /// A shopper with an address; returns (token, address id).
@@ -290,6 +291,8 @@ async fn an_order_moves_through_every_state_and_refuses_every_illegal_step() {
 
     // paid: the shopper can no longer cancel; tracking needs a shipment.
     assert_eq!(app.call("POST", &format!("{mine}/pay"), Some(&token), None).await.body["status"], "paid");
+    let product = app.call("GET", &format!("/api/products/{}", shop.product_id), None, None).await;
+    assert_eq!(product.body["sales_count"], 1, "paid units count as sales");
     let reply = app.call("POST", &format!("{mine}/cancel"), Some(&token), None).await;
     assert_eq!((reply.status, reply.code()), (StatusCode::CONFLICT, "order_paid"));
     let reply = app

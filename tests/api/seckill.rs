@@ -409,3 +409,35 @@ async fn when_memory_and_database_disagree_the_database_wins_and_nothing_is_over
     let retry = buy(&app, &shopper, event, Some("over-limit")).await;
     assert_ne!(retry.code(), "idempotency_in_progress", "a refused key is forgotten");
 }
+
+#[actix_web::test]
+async fn a_shopper_cancelling_a_flash_sale_order_gives_the_unit_back_to_the_sale() {
+    let app = spawn_app().await;
+    let (_, admin) = app.admin("root").await;
+    let event = create_event(&app, &admin, event_body(1, 1, json!({}))).await;
+    let (_, first) = app.member("first").await;
+    let (_, second) = app.member("second").await;
+    let order = buy(&app, &first, event, None).await;
+    assert_eq!(order.status, 201);
+    assert_eq!(buy(&app, &second, event, None).await.code(), "sold_out");
+
+    let no = order.body["order_no"].as_str().unwrap();
+    let reply = app.call("POST", &format!("/api/orders/{no}/cancel"), Some(&first), None).await;
+    assert_eq!(reply.body["status"], "cancelled", "{:?}", reply.body);
+    assert_eq!(
+        scalar(&app, "SELECT remaining_stock::int8 FROM seckill_events WHERE id = $1", event).await,
+        1
+    );
+    // The actor got the unit back: the next shopper buys it, and the first may buy again.
+    let mut bought = false;
+    for _ in 0..50 {
+        let reply = buy(&app, &second, event, None).await;
+        if reply.status == 201 {
+            bought = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(bought, "the released unit is on sale again");
+    assert_eq!(buy(&app, &first, event, None).await.code(), "sold_out");
+}
