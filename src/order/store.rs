@@ -252,6 +252,16 @@ pub struct ReturnedUnits {
     pub quantity: i32,
 }
 
+impl ReturnedUnits {
+    fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            event_id: row.try_get("seckill_event_id")?,
+            user_id: row.try_get("user_id")?,
+            quantity: row.try_get("quantity")?,
+        })
+    }
+}
+
 /// Cancels up to `limit` unpaid orders past their deadline, in one
 /// statement: status, history, and (for flash-sale orders) the units back
 /// to the event's stock and off the user's count. `SKIP LOCKED` lets
@@ -293,18 +303,7 @@ pub async fn expire_unpaid_seckill(
              SELECT seckill_event_id, user_id, quantity FROM units WHERE seckill_event_id IS NOT NULL",
         )
         .await?;
-    client
-        .query(&stmt, &[&limit, &now])
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(ReturnedUnits {
-                event_id: row.try_get("seckill_event_id")?,
-                user_id: row.try_get("user_id")?,
-                quantity: row.try_get("quantity")?,
-            })
-        })
-        .collect()
+    client.query(&stmt, &[&limit, &now]).await?.iter().map(ReturnedUnits::from_row).collect()
 }
 
 /// Gives a cancelled flash-sale order's units back to its event's stock
@@ -329,17 +328,7 @@ pub async fn return_seckill_units(
              SELECT seckill_event_id, user_id, quantity FROM units",
         )
         .await?;
-    client
-        .query_opt(&stmt, &[&order_id])
-        .await?
-        .map(|row| {
-            Ok(ReturnedUnits {
-                event_id: row.try_get("seckill_event_id")?,
-                user_id: row.try_get("user_id")?,
-                quantity: row.try_get("quantity")?,
-            })
-        })
-        .transpose()
+    client.query_opt(&stmt, &[&order_id]).await?.map(|row| ReturnedUnits::from_row(&row)).transpose()
 }
 
 /// Unpaid normal orders past their deadline, locked for this transaction
@@ -593,6 +582,17 @@ pub struct OrderNote {
     pub created_at: DateTime<Utc>,
 }
 
+impl OrderNote {
+    fn from_row(row: &Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            author_id: row.try_get("author_id")?,
+            note: row.try_get("note")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+}
+
 /// Adds a note to an order.
 pub async fn insert_note(
     client: &impl GenericClient,
@@ -606,13 +606,7 @@ pub async fn insert_note(
              RETURNING id, author_id, note, created_at",
         )
         .await?;
-    let row = client.query_one(&stmt, &[&order_id, &author_id, &note]).await?;
-    Ok(OrderNote {
-        id: row.try_get("id")?,
-        author_id: row.try_get("author_id")?,
-        note: row.try_get("note")?,
-        created_at: row.try_get("created_at")?,
-    })
+    OrderNote::from_row(&client.query_one(&stmt, &[&order_id, &author_id, &note]).await?)
 }
 
 /// An order's notes, oldest first.
@@ -625,19 +619,7 @@ pub async fn notes(
             "SELECT id, author_id, note, created_at FROM order_notes WHERE order_id = $1 ORDER BY id",
         )
         .await?;
-    client
-        .query(&stmt, &[&order_id])
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(OrderNote {
-                id: row.try_get("id")?,
-                author_id: row.try_get("author_id")?,
-                note: row.try_get("note")?,
-                created_at: row.try_get("created_at")?,
-            })
-        })
-        .collect()
+    client.query(&stmt, &[&order_id]).await?.iter().map(OrderNote::from_row).collect()
 }
 
 /// Adds a paid order's units to its products' sales counts (the

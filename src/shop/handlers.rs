@@ -193,11 +193,7 @@ pub async fn accept_invitation(
     user: AuthUser,
     path: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
-    let client = state.db.get().await?;
-    if !store::accept_invitation(&client, path.into_inner(), user.user_id).await? {
-        return Err(ApiError::new(ErrorCode::NotFound).with_message("no open invitation to that shop"));
-    }
-    Ok(HttpResponse::NoContent().finish())
+    answer_invitation(&state, &user, path.into_inner(), true).await
 }
 
 /// Declines an invitation to a shop's staff.
@@ -212,8 +208,17 @@ pub async fn decline_invitation(
     user: AuthUser,
     path: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
+    answer_invitation(&state, &user, path.into_inner(), false).await
+}
+
+async fn answer_invitation(
+    state: &AppState,
+    user: &AuthUser,
+    shop_id: i64,
+    accept: bool,
+) -> ApiResult<HttpResponse> {
     let client = state.db.get().await?;
-    if !store::decline_invitation(&client, path.into_inner(), user.user_id).await? {
+    if !store::answer_invitation(&client, shop_id, user.user_id, accept).await? {
         return Err(ApiError::new(ErrorCode::NotFound).with_message("no open invitation to that shop"));
     }
     Ok(HttpResponse::NoContent().finish())

@@ -353,31 +353,19 @@ pub async fn delete_member(
     Ok(client.execute(&stmt, &[&shop_id, &user_id]).await? == 1)
 }
 
-/// Accepts an open invitation; `false` when there is none.
-pub async fn accept_invitation(
+/// Accepts (or, with `accept` false, declines) an open invitation;
+/// `false` when there is none.
+pub async fn answer_invitation(
     client: &impl GenericClient,
     shop_id: i64,
     user_id: i64,
+    accept: bool,
 ) -> Result<bool, tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
-            "UPDATE shop_members SET accepted_at = now()
-             WHERE shop_id = $1 AND user_id = $2 AND accepted_at IS NULL",
-        )
-        .await?;
-    Ok(client.execute(&stmt, &[&shop_id, &user_id]).await? == 1)
-}
-
-/// Declines an open invitation; `false` when there is none.
-pub async fn decline_invitation(
-    client: &impl GenericClient,
-    shop_id: i64,
-    user_id: i64,
-) -> Result<bool, tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
-            "DELETE FROM shop_members WHERE shop_id = $1 AND user_id = $2 AND accepted_at IS NULL",
-        )
-        .await?;
+    let sql = if accept {
+        "UPDATE shop_members SET accepted_at = now() WHERE shop_id = $1 AND user_id = $2 AND accepted_at IS NULL"
+    } else {
+        "DELETE FROM shop_members WHERE shop_id = $1 AND user_id = $2 AND accepted_at IS NULL"
+    };
+    let stmt = client.prepare_cached(sql).await?;
     Ok(client.execute(&stmt, &[&shop_id, &user_id]).await? == 1)
 }
