@@ -183,13 +183,35 @@ pub struct LogSettings {
     pub filter: String,
 }
 
+/// Shortest signing secret accepted in production.
+pub const MIN_SECRET_LEN: usize = 32;
+
 impl Settings {
     /// Loads settings for the environment named by `RSCMS_ENV` (default
     /// `development`) from the directory `RSCMS_CONFIG_DIR` (default `config`).
     pub fn load() -> Result<Self, config::ConfigError> {
         let dir = std::env::var("RSCMS_CONFIG_DIR").unwrap_or_else(|_| "config".into());
         let env = std::env::var("RSCMS_ENV").unwrap_or_else(|_| "development".into());
-        Self::load_from(Path::new(&dir), &env)
+        let settings = Self::load_from(Path::new(&dir), &env)?;
+        if env == "production" {
+            settings.check_production_secrets().map_err(config::ConfigError::Message)?;
+        }
+        Ok(settings)
+    }
+
+    /// Refuses the shipped placeholder (or a short) signing secret: with it
+    /// anyone could mint purchase tokens or forge carrier deliveries.
+    pub fn check_production_secrets(&self) -> Result<(), String> {
+        let secrets = [
+            ("seckill.purchase_token_secret", &self.seckill.purchase_token_secret),
+            ("orders.carrier_webhook_secret", &self.orders.carrier_webhook_secret),
+        ];
+        for (key, secret) in secrets {
+            if secret.len() < MIN_SECRET_LEN || secret.starts_with("change-me") {
+                return Err(format!("{key} must be set to a secret of at least {MIN_SECRET_LEN} characters"));
+            }
+        }
+        Ok(())
     }
 
     /// Loads `default.toml` and `{env}.toml` from `dir`, then the environment.
@@ -206,5 +228,22 @@ impl Settings {
             )
             .build()?
             .try_deserialize()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn production_refuses_the_placeholder_secrets() {
+        let mut settings = Settings::load_from(Path::new("config"), "test").unwrap();
+        assert!(settings.check_production_secrets().unwrap_err().contains("seckill.purchase_token_secret"));
+        settings.seckill.purchase_token_secret = "x".repeat(MIN_SECRET_LEN);
+        assert!(settings.check_production_secrets().unwrap_err().contains("orders.carrier_webhook_secret"));
+        settings.orders.carrier_webhook_secret = "y".repeat(MIN_SECRET_LEN);
+        assert!(settings.check_production_secrets().is_ok());
     }
 }

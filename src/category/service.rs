@@ -93,7 +93,7 @@ pub async fn update(
     actor.record(&tx, "category.update", format_args!("category:{id}"), detail(&values)).await?;
     tx.commit().await?;
     if category.name != current.name || category.parent_id != current.parent_id {
-        state.products.invalidate_all().await?;
+        state.products.invalidate_all().await;
     }
     Ok(category)
 }

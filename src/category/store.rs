@@ -117,12 +117,14 @@ pub struct Dependents {
     pub products: i64,
 }
 
-/// Counts a category's subcategories and products.
+/// Counts a category's subcategories and products (a pending revision
+/// filed under it counts too: approving it must not find the category gone).
 pub async fn dependents(client: &impl GenericClient, id: i64) -> Result<Dependents, tokio_postgres::Error> {
     let stmt = client
         .prepare_cached(
             "SELECT (SELECT count(*) FROM categories WHERE parent_id = $1) AS children,
-                    (SELECT count(*) FROM products WHERE category_id = $1) AS products",
+                    (SELECT count(*) FROM products
+                     WHERE category_id = $1 OR (pending_content->>'category_id')::int8 = $1) AS products",
         )
         .await?;
     let row = client.query_one(&stmt, &[&id]).await?;

@@ -1,7 +1,7 @@
 //! Stock rules: a movement either applies whole, with its ledger row, or
 //! not at all.
 
-use super::store::{self, Movement, MovementRow};
+use super::store::{self, Movement, MovementRow, MAX_STOCK};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
 
@@ -16,11 +16,13 @@ pub async fn record(state: &AppState, movement: &Movement<'_>) -> ApiResult<Move
     let Some(recorded) = store::record(&client, movement).await? else {
         return Err(match store::stock_of(&client, movement.shop_id, movement.sku_id).await? {
             None => ApiError::new(ErrorCode::NotFound).with_message("no such SKU in this shop"),
-            Some(stock) => ApiError::new(ErrorCode::InsufficientStock)
+            Some(stock) if movement.delta < 0 => ApiError::new(ErrorCode::InsufficientStock)
                 .with_message(format!("the SKU has {stock} in stock; cannot take {}", -movement.delta)),
+            Some(stock) => ApiError::new(ErrorCode::InvalidState)
+                .with_message(format!("the SKU has {stock} in stock; it cannot hold more than {MAX_STOCK}")),
         });
     };
     drop(client);
-    state.products.invalidate(recorded.product_id).await?;
+    state.products.invalidate(recorded.product_id).await;
     Ok(recorded)
 }

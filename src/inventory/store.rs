@@ -9,6 +9,10 @@ use tokio_postgres::Row;
 use crate::page::Paging;
 use crate::product::store::{SkuRow, SKU_COLUMNS};
 
+/// Most units one SKU may hold: keeps `stock + delta` far from `INT`
+/// overflow whatever the movement.
+pub const MAX_STOCK: i32 = 1_000_000_000;
+
 /// Why stock moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MovementKind {
@@ -89,8 +93,8 @@ pub struct Movement<'a> {
 }
 
 /// Moves stock and records the movement in one statement. `None` when the
-/// SKU is not the shop's or the stock would go below zero (nothing is
-/// written then).
+/// SKU is not the shop's or the stock would leave `0..=MAX_STOCK` (nothing
+/// is written then).
 pub async fn record(
     client: &impl GenericClient,
     movement: &Movement<'_>,
@@ -99,7 +103,7 @@ pub async fn record(
         .prepare_cached(
             "WITH moved AS (
                  UPDATE skus SET stock = stock + $3, updated_at = now()
-                 WHERE id = $1 AND shop_id = $2 AND stock + $3 >= 0
+                 WHERE id = $1 AND shop_id = $2 AND stock::int8 + $3::int4 BETWEEN 0 AND 1000000000
                  RETURNING id, product_id, shop_id, stock
              ), recorded AS (
                  INSERT INTO inventory_movements (sku_id, shop_id, kind, delta, stock_after, order_id, actor_id, reason)

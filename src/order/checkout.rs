@@ -129,11 +129,15 @@ pub async fn checkout(state: &AppState, shopper: &Principal, request: &CheckoutR
     tx.commit().await?;
 
     for line in &lines {
-        state.products.invalidate(line.offer.product_id).await?;
+        state.products.invalidate(line.offer.product_id).await;
     }
     if matches!(request.source, Source::Cart) {
         let bought: Vec<i64> = lines.iter().map(|l| l.offer.sku_id).collect();
-        crate::cart::service::remove_lines(state, shopper.user_id, &bought).await?;
+        // The orders are committed: a cart that cannot be tidied now must not
+        // turn them into an error the shopper would retry.
+        if let Err(err) = crate::cart::service::remove_lines(state, shopper.user_id, &bought).await {
+            tracing::warn!(error = %err, user_id = shopper.user_id, "bought lines stay in the cart");
+        }
     }
     Ok(Placed { checkout_id, total_cents, orders, replayed: false })
 }
@@ -199,7 +203,7 @@ async fn priced_lines(
 ) -> ApiResult<Vec<Line>> {
     let ids: Vec<i64> = wanted.iter().map(|(sku_id, _)| *sku_id).collect();
     let mut offers: BTreeMap<i64, SkuOffer> =
-        products::offers(client, &ids).await?.into_iter().map(|offer| (offer.sku_id, offer)).collect();
+        products::lock_offers(client, &ids).await?.into_iter().map(|offer| (offer.sku_id, offer)).collect();
     let verified = shopper.account.status == "active";
     wanted
         .iter()

@@ -70,19 +70,13 @@ pub struct Aftermath {
 impl Aftermath {
     /// Hands flash-sale units back to their stock actors and drops
     /// changed products from the detail cache.
-    pub async fn settle(self, state: &AppState) -> ApiResult<()> {
+    pub async fn settle(self, state: &AppState) {
         for unit in self.seckill_returns {
             state.seckill.release(unit.event_id, unit.user_id, u32::try_from(unit.quantity).unwrap_or(0));
         }
         for product_id in self.changed_products {
-            state.products.invalidate(product_id).await?;
+            state.products.invalidate(product_id).await;
         }
-        Ok(())
-    }
-
-    fn absorb(&mut self, other: Aftermath) {
-        self.seckill_returns.extend(other.seckill_returns);
-        self.changed_products.extend(other.changed_products);
     }
 }
 
@@ -131,8 +125,21 @@ pub async fn apply(
         OrderStatus::Cancelled if order.view.kind == "seckill" => {
             aftermath.seckill_returns.extend(store::return_seckill_units(tx, order.id).await?);
         }
-        OrderStatus::Cancelled => aftermath.changed_products = restock(tx, order, step.actor_id).await?,
-        OrderStatus::Paid => aftermath.changed_products = store::count_sales(tx, order.id).await?,
+        OrderStatus::Cancelled => {
+            aftermath.changed_products = restock(tx, order, step.actor_id).await?;
+            if from == OrderStatus::Paid {
+                // The payments domain refunds these; until then they are on record.
+                store::record_payment_exception(
+                    tx,
+                    order.id,
+                    order.view.total_cents,
+                    "cancelled_after_payment",
+                )
+                .await?;
+                store::count_sales(tx, order.id, -1).await?;
+            }
+        }
+        OrderStatus::Paid => aftermath.changed_products = store::count_sales(tx, order.id, 1).await?,
         _ => {}
     }
     Ok(aftermath)
@@ -170,7 +177,7 @@ pub async fn act(state: &AppState, order: &OrderRow, step: Step<'_>) -> ApiResul
     let tx = client.transaction().await?;
     let aftermath = apply(&tx, state, order, step).await?;
     tx.commit().await?;
-    aftermath.settle(state).await?;
+    aftermath.settle(state).await;
     store::find(&client, order.id).await?.ok_or_else(no_such_order)
 }
 
@@ -213,7 +220,7 @@ pub async fn pay(state: &AppState, user_id: i64, order_no: &str) -> ApiResult<Or
     match apply(&tx, state, &order, step).await {
         Ok(aftermath) => {
             tx.commit().await?;
-            aftermath.settle(state).await?;
+            aftermath.settle(state).await;
             store::find(&client, order.id).await?.ok_or_else(no_such_order)
         }
         Err(err) if matches!(err.code(), ErrorCode::OrderExpired | ErrorCode::OrderCancelled) => {
@@ -255,7 +262,7 @@ pub async fn sweep(state: &AppState) -> ApiResult<()> {
         let units = store::expire_unpaid_seckill(&client, now, SWEEP_BATCH).await?;
         drop(client);
         let full = units.len() as i64 >= SWEEP_BATCH;
-        Aftermath { seckill_returns: units, changed_products: Vec::new() }.settle(state).await?;
+        Aftermath { seckill_returns: units, changed_products: Vec::new() }.settle(state).await;
         if !full {
             break;
         }
@@ -265,27 +272,46 @@ pub async fn sweep(state: &AppState) -> ApiResult<()> {
     Ok(())
 }
 
-/// Applies `event` (expiry or auto-completion) to a batch of due orders in
-/// one transaction; whether a full batch was found (so there may be more).
+/// Applies `event` (expiry or auto-completion) to a batch of due orders,
+/// each in a transaction of its own: one order that fails (and is logged)
+/// never holds up the others, and no transaction locks more than one
+/// order's SKUs. Whether there may be more due.
 async fn sweep_batch(state: &AppState, event: OrderEvent) -> ApiResult<bool> {
-    let mut client = state.db.get().await?;
-    let tx = client.transaction().await?;
     let now = state.clock.now();
+    let client = state.db.get().await?;
     let (ids, step) = if event == OrderEvent::Expire {
         let step =
             Step { event, actor_id: None, note: "payment window passed", reason: Some("payment_timeout") };
-        (store::lock_expired_normal(&tx, now, SWEEP_BATCH).await?, step)
+        (store::due_to_expire(&client, now, SWEEP_BATCH).await?, step)
     } else {
         let step = Step { event, actor_id: None, note: "completed automatically", reason: None };
-        (store::lock_completable(&tx, now, SWEEP_BATCH).await?, step)
+        (store::due_to_complete(&client, now, SWEEP_BATCH).await?, step)
     };
-    let mut aftermath = Aftermath::default();
-    for id in &ids {
-        if let Some(order) = store::find(&tx, *id).await? {
-            aftermath.absorb(apply(&tx, state, &order, step).await?);
+    drop(client);
+    let mut failed = 0;
+    for order_id in &ids {
+        if let Err(err) = sweep_one(state, *order_id, step).await {
+            failed += 1;
+            tracing::warn!(order_id, error = %err, "order sweep skipped an order");
         }
     }
+    Ok(ids.len() as i64 >= SWEEP_BATCH && failed < ids.len())
+}
+
+async fn sweep_one(state: &AppState, order_id: i64, step: Step<'_>) -> ApiResult<()> {
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    let Some(order) = store::lock_unless_busy(&tx, order_id).await? else { return Ok(()) };
+    let due = match step.event {
+        OrderEvent::Expire => order.view.status == OrderStatus::PendingPayment.as_str(),
+        _ => order.view.status == OrderStatus::Delivered.as_str(),
+    };
+    if !due {
+        // Paid, cancelled or completed since it was found: nothing to do.
+        return Ok(());
+    }
+    let aftermath = apply(&tx, state, &order, step).await?;
     tx.commit().await?;
-    aftermath.settle(state).await?;
-    Ok(ids.len() as i64 >= SWEEP_BATCH)
+    aftermath.settle(state).await;
+    Ok(())
 }

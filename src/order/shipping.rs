@@ -163,7 +163,7 @@ pub async fn ship(
         }
     })?;
     tx.commit().await?;
-    aftermath.settle(state).await?;
+    aftermath.settle(state).await;
     store::find(&client, order.id).await?.ok_or_else(|| ApiError::new(ErrorCode::NotFound))
 }
 
@@ -219,11 +219,17 @@ pub async fn track(state: &AppState, order: &OrderRow, event: &NewTrackingEvent<
             note: "delivered (tracking)",
             reason: None,
         };
-        aftermath = Some(service::apply(&tx, state, order, step).await?);
+        aftermath = match service::apply(&tx, state, order, step).await {
+            Ok(aftermath) => Some(aftermath),
+            // Someone else's "delivered" (or the shopper's receipt) won the
+            // race: the event is still worth keeping.
+            Err(err) if matches!(err.code(), ErrorCode::OrderDelivered | ErrorCode::OrderCompleted) => None,
+            Err(err) => return Err(err),
+        };
     }
     tx.commit().await?;
     if let Some(aftermath) = aftermath {
-        aftermath.settle(state).await?;
+        aftermath.settle(state).await;
     }
     Ok(true)
 }

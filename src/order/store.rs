@@ -331,9 +331,8 @@ pub async fn return_seckill_units(
     client.query_opt(&stmt, &[&order_id]).await?.map(|row| ReturnedUnits::from_row(&row)).transpose()
 }
 
-/// Unpaid normal orders past their deadline, locked for this transaction
-/// (`SKIP LOCKED`: several nodes can sweep without waiting on each other).
-pub async fn lock_expired_normal(
+/// Unpaid normal orders past their deadline, oldest first.
+pub async fn due_to_expire(
     client: &impl GenericClient,
     now: DateTime<Utc>,
     limit: i64,
@@ -341,14 +340,14 @@ pub async fn lock_expired_normal(
     let stmt = client
         .prepare_cached(
             "SELECT id FROM orders WHERE status = 'pending_payment' AND pay_before <= $1 AND kind = 'normal'
-             ORDER BY pay_before LIMIT $2 FOR UPDATE SKIP LOCKED",
+             ORDER BY pay_before LIMIT $2",
         )
         .await?;
     client.query(&stmt, &[&now, &limit]).await?.iter().map(|row| row.try_get(0)).collect()
 }
 
-/// Delivered orders past their auto-completion time, locked likewise.
-pub async fn lock_completable(
+/// Delivered orders past their auto-completion time, oldest first.
+pub async fn due_to_complete(
     client: &impl GenericClient,
     now: DateTime<Utc>,
     limit: i64,
@@ -356,10 +355,22 @@ pub async fn lock_completable(
     let stmt = client
         .prepare_cached(
             "SELECT id FROM orders WHERE status = 'delivered' AND complete_after <= $1
-             ORDER BY complete_after LIMIT $2 FOR UPDATE SKIP LOCKED",
+             ORDER BY complete_after LIMIT $2",
         )
         .await?;
     client.query(&stmt, &[&now, &limit]).await?.iter().map(|row| row.try_get(0)).collect()
+}
+
+/// Reads and locks an order for this transaction, or `None` when another
+/// transaction holds it (`SKIP LOCKED`: sweepers on several nodes never
+/// wait on each other or on a shopper).
+pub async fn lock_unless_busy(
+    client: &impl GenericClient,
+    order_id: i64,
+) -> Result<Option<OrderRow>, tokio_postgres::Error> {
+    let stmt =
+        client.prepare_cached(&format!("{ORDER_SELECT} WHERE o.id = $1 FOR UPDATE OF o SKIP LOCKED")).await?;
+    client.query_opt(&stmt, &[&order_id]).await?.map(|row| OrderRow::from_row(&row)).transpose()
 }
 
 /// Reads an order by id.
@@ -623,18 +634,20 @@ pub async fn notes(
 }
 
 /// Adds a paid order's units to its products' sales counts (the
-/// storefront's "sales" sort); the products counted.
+/// storefront's "sales" sort), or takes them off again (`sign` -1, a paid
+/// order cancelled); the products counted.
 pub async fn count_sales(
     client: &impl GenericClient,
     order_id: i64,
+    sign: i64,
 ) -> Result<Vec<i64>, tokio_postgres::Error> {
     let stmt = client
         .prepare_cached(
-            "UPDATE products p SET sales_count = p.sales_count + s.quantity
+            "UPDATE products p SET sales_count = GREATEST(p.sales_count + $2 * s.quantity, 0)
              FROM (SELECT product_id, sum(quantity)::int8 AS quantity FROM order_items
                    WHERE order_id = $1 AND product_id IS NOT NULL GROUP BY product_id) s
              WHERE p.id = s.product_id RETURNING p.id",
         )
         .await?;
-    client.query(&stmt, &[&order_id]).await?.iter().map(|row| row.try_get(0)).collect()
+    client.query(&stmt, &[&order_id, &sign]).await?.iter().map(|row| row.try_get(0)).collect()
 }

@@ -160,6 +160,8 @@ impl ProductContent {
             sku.code.clear();
             sku.low_stock_threshold = 0;
         }
+        // SKUs are a set: the order they are listed in means nothing.
+        facing.skus.sort_by_cached_key(SkuContent::spec_key);
         facing
     }
 
@@ -301,6 +303,8 @@ mod tests {
         edited.skus[0].code = "NEW".into();
         edited.skus[0].low_stock_threshold = 9;
         assert_eq!(edited.customer_facing(), shirt().customer_facing());
+        edited.skus.reverse();
+        assert_eq!(edited.customer_facing(), shirt().customer_facing(), "SKU order means nothing");
         edited.skus[0].price_cents += 1;
         assert_ne!(edited.customer_facing(), shirt().customer_facing());
     }

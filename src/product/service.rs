@@ -110,7 +110,7 @@ pub async fn edit(
     let detail = json!({"revision": product.row.revision, "pending": product.row.pending_state});
     actor.record(&tx, "product.edit", format_args!("product:{product_id}"), detail).await?;
     tx.commit().await?;
-    state.products.invalidate(product_id).await?;
+    state.products.invalidate(product_id).await;
     Ok(product)
 }
 
@@ -147,11 +147,14 @@ pub async fn decide(
     let tx = client.transaction().await?;
     let current = load_for(&tx, product_id, acting).await?;
     let plan = lifecycle::plan(&current.row, step)?;
+    if let Some(content) = &plan.write_live {
+        check_category(&tx, content).await?;
+    }
     let product = carry_out(&tx, &current.row, plan).await?;
     let detail = json!({"revision": product.row.revision, "status": product.row.status, "pending": product.row.pending_state});
     actor.record(&tx, action, format_args!("product:{product_id}"), detail).await?;
     tx.commit().await?;
-    state.products.invalidate(product_id).await?;
+    state.products.invalidate(product_id).await;
     Ok(product)
 }
 

@@ -196,7 +196,13 @@ pub async fn write_live(
         .await?;
     // Deactivate first, so codes can move between this product's SKUs
     // without tripping the unique index on active codes.
-    let deactivate = client.prepare_cached("UPDATE skus SET active = false WHERE product_id = $1").await?;
+    // In id order, as checkout locks them, so the two cannot deadlock.
+    let deactivate = client
+        .prepare_cached(
+            "UPDATE skus SET active = false
+             WHERE id IN (SELECT id FROM skus WHERE product_id = $1 ORDER BY id FOR NO KEY UPDATE)",
+        )
+        .await?;
     client.execute(&deactivate, &[&product_id]).await?;
     let upsert = client
         .prepare_cached(
@@ -362,8 +368,11 @@ pub struct SkuOffer {
     pub gone: bool,
 }
 
-/// The offers of `sku_ids` (unknown ids are left out), in one query.
-pub async fn offers(
+/// The offers of `sku_ids` (unknown ids are left out), in one query, with
+/// the SKU rows locked in id order until the transaction ends: a price
+/// change or deactivation waits for the checkout reading them, and
+/// concurrent checkouts lock in the same order.
+pub async fn lock_offers(
     client: &impl GenericClient,
     sku_ids: &[i64],
 ) -> Result<Vec<SkuOffer>, tokio_postgres::Error> {
@@ -372,7 +381,7 @@ pub async fn offers(
             "SELECT s.id, s.product_id, s.shop_id, p.name, p.images[1] AS image, s.spec_values, s.price_cents,
                     s.stock, p.audience, s.active, p.status = 'listed' AND sh.status = 'active' AS listed
              FROM skus s JOIN products p ON p.id = s.product_id JOIN shops sh ON sh.id = s.shop_id
-             WHERE s.id = ANY($1) ORDER BY s.id",
+             WHERE s.id = ANY($1) ORDER BY s.id FOR NO KEY UPDATE OF s",
         )
         .await?;
     client

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::access::{ShopAccess, ShopPermission, ShopRole};
+use super::access::{self, ShopAccess, ShopPermission, ShopRole};
 use super::store::{self, MemberRow, ShopProfile, ShopRow, ShopStatus};
 use crate::account;
 use crate::audit::Actor;
@@ -81,7 +81,7 @@ pub async fn update_profile(
     actor.record(&tx, "shop.update", format_args!("shop:{}", shop.id), json!({"name": shop.name})).await?;
     tx.commit().await?;
     // The shop's name and logo appear on its product pages.
-    state.products.invalidate_all().await?;
+    state.products.invalidate_all().await;
     Ok(shop)
 }
 
@@ -142,8 +142,14 @@ pub async fn review(
     actor.record(&tx, action, format_args!("shop:{shop_id}"), json!({"reason": reason})).await?;
     tx.commit().await?;
     match decision {
-        Review::Approve => state.sessions.refresh_user(shop.owner_id).await?,
-        Review::Suspend | Review::Reinstate => state.products.invalidate_all().await?,
+        Review::Approve => {
+            // Committed already: a missed refresh only delays the new role
+            // until the session cache entry expires.
+            if let Err(err) = state.sessions.refresh_user(shop.owner_id).await {
+                tracing::warn!(error = %err, "cannot refresh the new merchant's sessions");
+            }
+        }
+        Review::Suspend | Review::Reinstate => state.products.invalidate_all().await,
         Review::Reject => {}
     }
     Ok(shop)
@@ -180,14 +186,19 @@ impl RoleInput {
             (_, None) => None,
         };
         v.finish()?;
-        // Only the owner hands out staff management: a manager cannot mint
-        // another staff manager.
-        let grants_staff = self.role == ShopRole::Custom
-            && self.permissions.iter().flatten().any(|p| *p == ShopPermission::StaffManage);
-        if grants_staff && granter.role != ShopRole::Owner {
-            return Err(
-                ApiError::new(ErrorCode::Forbidden).with_message("only the owner can grant staff.manage")
-            );
+        // Only the owner hands out staff management, and nobody hands out
+        // more than they hold (a staff manager cannot mint a manager).
+        let granted = access::granted(self.role, custom.as_deref());
+        if granter.role != ShopRole::Owner {
+            if granted.contains(&ShopPermission::StaffManage) {
+                return Err(
+                    ApiError::new(ErrorCode::Forbidden).with_message("only the owner can grant staff.manage")
+                );
+            }
+            if !granted.iter().all(|p| granter.permissions.contains(p)) {
+                return Err(ApiError::new(ErrorCode::Forbidden)
+                    .with_message("you can only grant shop permissions you hold yourself"));
+            }
         }
         Ok(custom)
     }
@@ -244,6 +255,9 @@ pub async fn change_role(
     role: &RoleInput,
 ) -> ApiResult<MemberRow> {
     let custom = role.validated(access)?;
+    if user_id == access.user_id {
+        return Err(ApiError::new(ErrorCode::Forbidden).with_message("you cannot change your own role"));
+    }
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
     if !store::update_member(&tx, access.shop_id, user_id, role.role.as_str(), custom.as_deref()).await? {

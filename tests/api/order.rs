@@ -393,6 +393,11 @@ async fn cancelling_returns_stock_exactly_once() {
     assert_eq!(reply.body["status"], "cancelled", "{:?}", reply.body);
     assert_eq!(reply.body["cancel_reason"], "out of dye");
     assert_eq!(stock(&app, shop.skus[1]).await, 5);
+    assert_eq!(
+        app.count("payment_exceptions WHERE reason = 'cancelled_after_payment'").await,
+        1,
+        "a refund is owed"
+    );
 }
 
 async fn wait_for_status(app: &TestApp, token: &str, no: &str, status: &str) {
