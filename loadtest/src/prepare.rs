@@ -2,7 +2,8 @@
 //! the rest inserted in one statement with the same password hash, then
 //! everyone logged in through the API), the seckill events, and a catalog
 //! of listed products (a shop owner registered through the API, the shop,
-//! category, products and SKUs inserted in one statement).
+//! category, products, stocked SKUs and their opening stock movements
+//! inserted in one statement).
 
 use anyhow::{bail, Context};
 use awc::Client;
@@ -189,12 +190,15 @@ pub struct Catalog {
 
 /// Prepares an active shop (its owner registered through the API), a
 /// category, and `products` listed products with three SKUs each (sizes S,
-/// M, L in stock), all visible on the storefront at once.
+/// M, L), all visible on the storefront at once. Every SKU holds `stock`
+/// units (at least 1), recorded as one `adjustment` movement so the stock
+/// equals the sum of its ledger, as it does for stock set through the API.
 pub async fn products(
     http: &Client,
     db: &tokio_postgres::Client,
     base: &str,
     products: u32,
+    stock: i32,
 ) -> anyhow::Result<Catalog> {
     let prefix = run_prefix();
     let password = format!("Lt-{}", uuid::Uuid::new_v4().simple());
@@ -226,13 +230,17 @@ pub async fn products(
                  INSERT INTO skus (product_id, shop_id, spec_values, spec_key, code, price_cents,
                                    market_price_cents, stock)
                  SELECT p.id, p.shop_id, jsonb_build_object('size', s.size), 'size=' || s.size,
-                        $2::text || '-' || p.id || '-' || s.size, s.price, s.price + 500, 1000
-                   FROM product p CROSS JOIN (VALUES ('S', 1000), ('M', 2000), ('L', 3000)) AS s (size, price))
+                        $2::text || '-' || p.id || '-' || s.size, s.price, s.price + 500, $4::int4
+                   FROM product p CROSS JOIN (VALUES ('S', 1000), ('M', 2000), ('L', 3000)) AS s (size, price)
+                 RETURNING id, shop_id, stock),
+             opening AS (
+                 INSERT INTO inventory_movements (sku_id, shop_id, kind, delta, stock_after, reason)
+                 SELECT id, shop_id, 'adjustment', stock, stock, 'load test opening stock' FROM sku)
              SELECT id FROM product ORDER BY id",
-            &[&owner, &prefix, &count],
+            &[&owner, &prefix, &count, &stock],
         )
         .await
-        .context("inserting the shop, category, products and SKUs")?;
+        .context("inserting the shop, category, products, SKUs and their stock")?;
     let product_ids = rows.iter().map(|r| r.try_get(0)).collect::<Result<Vec<i64>, _>>()?;
     Ok(Catalog { prefix, product_ids })
 }

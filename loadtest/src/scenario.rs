@@ -15,6 +15,9 @@ use crate::prepare::{self, EventSpec};
 use crate::report::{PhaseReport, Ratio, Recorder, Report};
 use crate::verdict::{self, Observed, Verdict};
 
+/// Stock of each `product-detail` SKU: shown on the page, never bought.
+const DETAIL_STOCK: i32 = 1000;
+
 /// `loadtest healthz`: the baseline alone.
 pub async fn healthz(args: HealthzArgs) -> anyhow::Result<Report> {
     let targets = Targets::parse(&args.load.target)?;
@@ -49,7 +52,9 @@ pub async fn product_detail(args: ProductDetailArgs) -> anyhow::Result<Report> {
     let load = args.load.load(args.load.stop()?)?;
     let db = connect(&args.database.database_url).await?;
     let started = Instant::now();
-    let catalog = prepare::products(&pooled(1, load.timeout), &db, targets.first(), args.products).await?;
+    let catalog =
+        prepare::products(&pooled(1, load.timeout), &db, targets.first(), args.products, DETAIL_STOCK)
+            .await?;
     let n = catalog.product_ids.len();
     progress(format_args!(
         "prepared {n} listed products ({}_*) in {:.1} s",
