@@ -224,11 +224,7 @@ impl Report {
             }
         }
         for verdict in &self.verdicts {
-            let _ = writeln!(
-                out,
-                "verdict {}: event {} (stock {}, per-user limit {})",
-                verdict.name, verdict.event_id, verdict.stock, verdict.per_user_limit
-            );
+            let _ = writeln!(out, "verdict {}: {}", verdict.name, verdict.subject);
             for check in &verdict.checks {
                 let mark = if check.pass { "PASS" } else { "FAIL" };
                 let _ = writeln!(out, "  {mark}  {}: {}", check.name, check.detail);

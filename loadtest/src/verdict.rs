@@ -3,6 +3,7 @@
 //! awaited before checking.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 
 use anyhow::Context;
 use serde::Serialize;
@@ -54,14 +55,31 @@ pub struct Check {
     pub detail: String,
 }
 
-/// The checks of one load phase against its event.
+/// What a verdict checked; its fields appear in the verdict's JSON.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum Subject {
+    /// A seckill event.
+    Event { event_id: i64, stock: i32, per_user_limit: i32 },
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::Event { event_id, stock, per_user_limit } => {
+                write!(f, "event {event_id} (stock {stock}, per-user limit {per_user_limit})")
+            }
+        }
+    }
+}
+
+/// The checks of one load phase against what it touched.
 #[derive(Clone, Debug, Serialize)]
 pub struct Verdict {
     /// The phase checked (`buy`, `naive`).
     pub name: String,
-    pub event_id: i64,
-    pub stock: i32,
-    pub per_user_limit: i32,
+    #[serde(flatten)]
+    pub subject: Subject,
     pub checks: Vec<Check>,
 }
 
@@ -125,9 +143,7 @@ pub async fn check(
     let over_limit = OverLimit { users: over.try_get("users")?, worst: over.try_get("worst")? };
     Ok(Verdict {
         name: name.to_owned(),
-        event_id,
-        stock: after.total_stock,
-        per_user_limit: after.per_user_limit,
+        subject: Subject::Event { event_id, stock: after.total_stock, per_user_limit: after.per_user_limit },
         checks: checks(before, &after, observed, &found, over_limit),
     })
 }
@@ -288,6 +304,15 @@ mod tests {
         let observed = Observed { acks: &acks, sold_out: 0, quantity: 1 };
         let c = checks(&state(6, 4, 4), &state(3, 7, 7), &observed, &found(&acks), NONE_OVER);
         assert!(c.iter().all(|c| c.pass), "{c:#?}");
+    }
+
+    #[test]
+    fn subjects_show_in_text_and_flatten_into_json() {
+        let verdict = |subject| Verdict { name: "x".into(), subject, checks: vec![] };
+        let event = verdict(Subject::Event { event_id: 7, stock: 100, per_user_limit: 1 });
+        assert_eq!(event.subject.to_string(), "event 7 (stock 100, per-user limit 1)");
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!((json["event_id"].as_i64(), json["per_user_limit"].as_i64()), (Some(7), Some(1)));
     }
 
     #[test]
