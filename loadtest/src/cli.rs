@@ -32,6 +32,10 @@ pub enum Command {
     /// Prepare listed products, then measure /healthz and the public
     /// `GET /api/products/{id}` spread over them.
     ProductDetail(ProductDetailArgs),
+    /// Prepare shoppers with an address each and stocked products, measure
+    /// /healthz, cart adds and buy-now checkouts, check carts and stock in
+    /// the database; exits 1 if any check fails.
+    Cart(CartArgs),
 }
 
 /// How a phase is driven; shared by every scenario.
@@ -115,8 +119,9 @@ pub struct DatabaseArgs {
 pub struct AccountArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
-    /// Distinct accounts; each request picks the next one round-robin.
-    #[arg(long, short = 'u', default_value_t = 1000)]
+    /// Distinct accounts (the cart scenario's shoppers); each request picks
+    /// the next one round-robin.
+    #[arg(long, short = 'u', visible_alias = "shoppers", default_value_t = 1000)]
     pub users: u32,
     /// Logins in flight while preparing (each is an argon2id hash on the server).
     #[arg(long, default_value_t = 4)]
@@ -145,6 +150,22 @@ pub struct ProductDetailArgs {
     /// Listed products to prepare; request i reads product i mod N.
     #[arg(long, short = 'p', default_value_t = 100)]
     pub products: u32,
+}
+
+/// `loadtest cart`.
+#[derive(Debug, Args)]
+pub struct CartArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    #[command(flatten)]
+    pub accounts: AccountArgs,
+    /// Listed products to prepare, three SKUs each; request i uses SKU i mod 3N.
+    #[arg(long, short = 'p', default_value_t = 100)]
+    pub products: u32,
+    /// Units in stock of every prepared SKU; checkouts past it are answered
+    /// `insufficient_stock`.
+    #[arg(long, short = 's', default_value_t = 1_000_000, value_parser = clap::value_parser!(i32).range(1..))]
+    pub stock: i32,
 }
 
 /// `loadtest flash-sale`.
@@ -252,6 +273,18 @@ mod tests {
         };
         assert_eq!(args.products, 7);
         assert!(matches!(args.load.stop().unwrap(), Stop::Duration(d) if d == Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn cart_defaults_and_overrides() {
+        let Command::Cart(args) = parse("loadtest cart") else { panic!("not cart") };
+        assert_eq!((args.accounts.users, args.products, args.stock), (1000, 100, 1_000_000));
+        let Command::Cart(args) = parse("loadtest cart --shoppers 50 --products 4 --stock 10 -d 2") else {
+            panic!("not cart")
+        };
+        assert_eq!((args.accounts.users, args.products, args.stock), (50, 4, 10));
+        assert!(matches!(args.load.stop().unwrap(), Stop::Duration(d) if d == Duration::from_secs(2)));
+        assert!(Cli::try_parse_from(["loadtest", "cart", "--stock", "0"]).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! HTTP client side: targets, the pooled awc client, the request kinds the
-//! load drives (plain GETs such as `/healthz`, buys, profile reads, logins),
-//! and a small JSON helper for the control plane (register, login, create
-//! event).
+//! load drives (plain GETs such as `/healthz`, buys, profile reads, logins,
+//! cart adds, checkouts), and a small JSON helper for the control plane
+//! (register, login, create event).
 
 use std::time::Duration;
 
@@ -10,16 +10,16 @@ use anyhow::{bail, Context};
 use awc::error::SendRequestError;
 use awc::http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use awc::http::Uri;
-use awc::{Client, Connector};
+use awc::{Client, ClientRequest, Connector};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::outcome::{classify, error_key, Outcome};
 
 /// Largest response body read; answers on these paths are tiny.
 const MAX_BODY: usize = 64 * 1024;
 
-/// Header carrying the per-request idempotency key of a buy.
+/// Header carrying the per-request idempotency key of a buy or checkout.
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// The server base URLs, used round-robin by request index.
@@ -102,7 +102,15 @@ impl Buyer {
     }
 }
 
-/// An acknowledged (201) buy, kept for the verdict.
+/// A logged-in buyer with an address to ship to: what a checkout needs.
+#[derive(Clone, Debug)]
+pub struct Shopper {
+    pub buyer: Buyer,
+    /// `addresses.id` of the shopper's default address.
+    pub address_id: i64,
+}
+
+/// An acknowledged (201) buy or checkout, kept for the verdict.
 #[derive(Clone, Debug)]
 pub struct Ack {
     /// The buyer who was answered.
@@ -120,15 +128,70 @@ pub enum Answer {
     Plain(Outcome),
     /// A 201 with its order.
     Created(Ack),
+    /// A 200 to a cart add, with the line it added a unit to.
+    Added(Added),
     /// An error, with a short key for the error breakdown.
     Failed(String),
 }
 
-/// The body of a 201 buy answer; other fields are ignored.
+/// An acknowledged (200) cart add of one unit, kept for the verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Added {
+    /// The shopper whose cart answered.
+    pub user_id: i64,
+    pub sku_id: i64,
+}
+
+impl Answer {
+    /// A 201's acknowledgement for `user_id`, or the error `malformed` when
+    /// the answer does not carry its order.
+    fn acknowledged(user_id: i64, order: Option<CreatedOrder>, malformed: &str) -> Self {
+        match order {
+            Some(order) => {
+                Answer::Created(Ack { user_id, quantity: order.quantity, order_no: order.order_no })
+            }
+            None => Answer::Failed(malformed.to_owned()),
+        }
+    }
+}
+
+/// The body of a 201 buy answer, or one order of a checkout; other fields
+/// are ignored.
 #[derive(Deserialize)]
 struct CreatedOrder {
     order_no: String,
     quantity: i32,
+}
+
+/// The body of a 201 checkout answer; other fields are ignored.
+#[derive(Deserialize)]
+struct Receipt {
+    orders: Vec<CreatedOrder>,
+}
+
+impl Receipt {
+    /// The order of a checkout that placed exactly one, as a buy-now does.
+    fn only_order(self) -> Option<CreatedOrder> {
+        let mut orders = self.orders.into_iter();
+        match (orders.next(), orders.next()) {
+            (Some(order), None) => Some(order),
+            _ => None,
+        }
+    }
+}
+
+/// Units of a SKU: a cart add's body, and a checkout's `buy_now`.
+#[derive(Serialize)]
+struct Line {
+    sku_id: i64,
+    quantity: u32,
+}
+
+/// A buy-now checkout's body.
+#[derive(Serialize)]
+struct BuyNow {
+    address_id: i64,
+    buy_now: Line,
 }
 
 /// The request a load phase sends over and over.
@@ -164,6 +227,28 @@ pub enum Call {
         uris: Vec<Uri>,
         /// One serialised `{"login", "password"}` body per account.
         bodies: Vec<Bytes>,
+    },
+    /// `POST /api/cart/lines`: request i adds one unit of SKU i mod N to the
+    /// cart of buyer i mod B.
+    CartAdd {
+        /// `/api/cart/lines` on each target.
+        uris: Vec<Uri>,
+        /// Buyers, cycled through by request index.
+        buyers: Vec<Buyer>,
+        /// Per SKU, its id and `{"sku_id", "quantity": 1}`, serialised once.
+        lines: Vec<(i64, Bytes)>,
+    },
+    /// `POST /api/checkout`: request i buys one unit of SKU i mod N now, as
+    /// shopper i mod S, to their address.
+    Checkout {
+        /// `/api/checkout` on each target.
+        uris: Vec<Uri>,
+        /// Shoppers, cycled through by request index.
+        shoppers: Vec<Shopper>,
+        /// SKUs, cycled through by request index.
+        sku_ids: Vec<i64>,
+        /// As for [`Call::Buy`].
+        key_prefix: String,
     },
 }
 
@@ -219,19 +304,38 @@ impl Call {
         Ok(Call::Login { uris: targets.uris("/api/auth/login")?, bodies })
     }
 
+    /// Cart adds of one unit, the buyer and the SKU each picked round-robin.
+    pub fn cart_add(targets: &Targets, buyers: Vec<Buyer>, sku_ids: &[i64]) -> anyhow::Result<Self> {
+        if buyers.is_empty() || sku_ids.is_empty() {
+            bail!("a cart load needs at least one buyer and one SKU");
+        }
+        let lines = sku_ids
+            .iter()
+            .map(|&sku_id| {
+                serde_json::to_vec(&Line { sku_id, quantity: 1 }).map(|body| (sku_id, Bytes::from(body)))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Call::CartAdd { uris: targets.uris("/api/cart/lines")?, buyers, lines })
+    }
+
+    /// Buy-now checkouts of one unit, the shopper and the SKU each picked
+    /// round-robin, each with its own `Idempotency-Key`.
+    pub fn checkout(targets: &Targets, shoppers: Vec<Shopper>, sku_ids: Vec<i64>) -> anyhow::Result<Self> {
+        if shoppers.is_empty() || sku_ids.is_empty() {
+            bail!("a checkout load needs at least one shopper and one SKU");
+        }
+        let key_prefix = uuid::Uuid::new_v4().simple().to_string();
+        Ok(Call::Checkout { uris: targets.uris("/api/checkout")?, shoppers, sku_ids, key_prefix })
+    }
+
     /// Sends request number `i` and reads its whole answer (a connection only
     /// returns to the pool once its body is read).
     pub async fn execute(&self, client: &Client, i: u64) -> Answer {
         let sent = match self {
             Call::Get { uris } => client.get(round_robin(uris, i).clone()).send().await,
             Call::Buy { uris, buyers, body, key_prefix } => {
-                let buyer = round_robin(buyers, i);
-                let key = format!("{key_prefix}-{i:x}");
-                client
-                    .post(round_robin(uris, i).clone())
-                    .insert_header((AUTHORIZATION, buyer.auth.clone()))
-                    .insert_header((IDEMPOTENCY_KEY, key))
-                    .insert_header((CONTENT_TYPE, "application/json"))
+                post(client, uris, i, Some(&round_robin(buyers, i).auth))
+                    .insert_header((IDEMPOTENCY_KEY, idempotency_key(key_prefix, i)))
                     .send_body(body.clone())
                     .await
             }
@@ -243,10 +347,24 @@ impl Call {
                     .await
             }
             Call::Login { uris, bodies } => {
-                client
-                    .post(round_robin(uris, i).clone())
-                    .insert_header((CONTENT_TYPE, "application/json"))
-                    .send_body(round_robin(bodies, i).clone())
+                post(client, uris, i, None).send_body(round_robin(bodies, i).clone()).await
+            }
+            Call::CartAdd { uris, buyers, lines } => {
+                post(client, uris, i, Some(&round_robin(buyers, i).auth))
+                    .send_body(round_robin(lines, i).1.clone())
+                    .await
+            }
+            Call::Checkout { uris, shoppers, sku_ids, key_prefix } => {
+                let shopper = round_robin(shoppers, i);
+                let line = Line { sku_id: *round_robin(sku_ids, i), quantity: 1 };
+                let body = match serde_json::to_vec(&BuyNow { address_id: shopper.address_id, buy_now: line })
+                {
+                    Ok(body) => body,
+                    Err(e) => return Answer::Failed(format!("body: {e}")),
+                };
+                post(client, uris, i, Some(&shopper.buyer.auth))
+                    .insert_header((IDEMPOTENCY_KEY, idempotency_key(key_prefix, i)))
+                    .send_body(body)
                     .await
             }
         };
@@ -260,20 +378,39 @@ impl Call {
             Err(e) => return Answer::Failed(format!("{status} body: {e}")),
         };
         match (classify(status, &body), self) {
-            (Outcome::Created, Call::Buy { buyers, .. }) => {
-                match serde_json::from_slice::<CreatedOrder>(&body) {
-                    Ok(order) => Answer::Created(Ack {
-                        user_id: round_robin(buyers, i).user_id,
-                        quantity: order.quantity,
-                        order_no: order.order_no,
-                    }),
-                    Err(_) => Answer::Failed("201 without order_no/quantity".to_owned()),
-                }
-            }
+            (Outcome::Created, Call::Buy { buyers, .. }) => Answer::acknowledged(
+                round_robin(buyers, i).user_id,
+                serde_json::from_slice(&body).ok(),
+                "201 without order_no/quantity",
+            ),
+            (Outcome::Created, Call::Checkout { shoppers, .. }) => Answer::acknowledged(
+                round_robin(shoppers, i).buyer.user_id,
+                serde_json::from_slice::<Receipt>(&body).ok().and_then(Receipt::only_order),
+                "201 without exactly one order",
+            ),
+            (Outcome::Ok, Call::CartAdd { buyers, lines, .. }) => Answer::Added(Added {
+                user_id: round_robin(buyers, i).user_id,
+                sku_id: round_robin(lines, i).0,
+            }),
             (Outcome::Error, _) => Answer::Failed(error_key(status, &body)),
             (outcome, _) => Answer::Plain(outcome),
         }
     }
+}
+
+/// A JSON `POST` of request `i` to its target, as `auth` when given.
+fn post(client: &Client, uris: &[Uri], i: u64, auth: Option<&HeaderValue>) -> ClientRequest {
+    let request = client.post(round_robin(uris, i).clone()).insert_header((CONTENT_TYPE, "application/json"));
+    match auth {
+        Some(auth) => request.insert_header((AUTHORIZATION, auth.clone())),
+        None => request,
+    }
+}
+
+/// Request `i`'s `Idempotency-Key`: unique within its phase's random
+/// `prefix` without a random number per request.
+fn idempotency_key(prefix: &str, i: u64) -> String {
+    format!("{prefix}-{i:x}")
 }
 
 /// A short key for a failure to get an answer at all.

@@ -281,7 +281,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::client::{Buyer, Targets};
+    use crate::client::{Buyer, Shopper, Targets};
     use crate::outcome::Outcome;
 
     #[test]
@@ -338,8 +338,10 @@ mod tests {
         assert!(load(Mode::Closed { concurrency: 256 }, 2).validate().is_ok());
     }
 
-    /// A stand-in server: `/healthz` answers 200; the buy path cycles
-    /// through 201, 409 `sold_out` and 500.
+    /// A stand-in server: `/healthz` answers 200, and so does the cart; the
+    /// buy path cycles through 201, 409 `sold_out` and 500; checkout
+    /// through a 201 with one order, 409 `insufficient_stock` and a 201
+    /// with two orders (which a buy-now cannot place).
     async fn fake_server() -> Targets {
         use actix_web::{web, App, HttpResponse, HttpServer};
         let answers = web::Data::new(AtomicU64::new(0));
@@ -359,6 +361,22 @@ mod tests {
                             1 => HttpResponse::Conflict().json(serde_json::json!({"code": "sold_out"})),
                             _ => HttpResponse::InternalServerError()
                                 .json(serde_json::json!({"code": "internal"})),
+                        }
+                    }),
+                )
+                .route(
+                    "/api/cart/lines",
+                    web::post().to(|| async { HttpResponse::Ok().json(serde_json::json!({"shops": []})) }),
+                )
+                .route(
+                    "/api/checkout",
+                    web::post().to(|n: web::Data<AtomicU64>| async move {
+                        let order = serde_json::json!({"order_no": "c", "quantity": 1});
+                        match n.fetch_add(1, Ordering::Relaxed) % 3 {
+                            0 => HttpResponse::Created().json(serde_json::json!({"orders": [order]})),
+                            1 => HttpResponse::Conflict()
+                                .json(serde_json::json!({"code": "insufficient_stock"})),
+                            _ => HttpResponse::Created().json(serde_json::json!({"orders": [order, order]})),
                         }
                     }),
                 )
@@ -390,6 +408,33 @@ mod tests {
         );
         assert_eq!(r.acks().len(), 33);
         assert!(r.acks().iter().all(|a| a.order_no == "x" && a.quantity == 1));
+    }
+
+    #[actix_web::test]
+    async fn cart_adds_and_checkouts_keep_who_bought_what() {
+        let targets = fake_server().await;
+        let buyers = vec![Buyer::new(1, "t").unwrap(), Buyer::new(2, "u").unwrap()];
+        let load = Load {
+            mode: Mode::Closed { concurrency: 4 },
+            stop: Stop::Requests(6),
+            threads: 1,
+            timeout: Duration::from_secs(5),
+        };
+        let call = Call::cart_add(&targets, buyers.clone(), &[10, 20, 30]).unwrap();
+        let added = run(load, Arc::new(call)).await.unwrap().recorder;
+        let mut lines: Vec<_> = added.adds().iter().map(|a| (a.user_id, a.sku_id)).collect();
+        lines.sort_unstable();
+        // Request i: buyer i mod 2, SKU i mod 3.
+        assert_eq!(lines, [(1, 10), (1, 20), (1, 30), (2, 10), (2, 20), (2, 30)]);
+
+        let shoppers = buyers.into_iter().map(|buyer| Shopper { buyer, address_id: 5 }).collect();
+        let call = Call::checkout(&targets, shoppers, vec![10, 20, 30]).unwrap();
+        let r = run(load, Arc::new(call)).await.unwrap().recorder;
+        assert_eq!(
+            (r.count(Outcome::Created), r.count(Outcome::InsufficientStock), r.count(Outcome::Error)),
+            (2, 2, 2)
+        );
+        assert!(r.acks().iter().all(|a| a.order_no == "c" && a.quantity == 1), "{:?}", r.acks());
     }
 
     #[actix_web::test]

@@ -4,12 +4,13 @@
 //! # Layout
 //! - `cli`: the arguments;
 //! - `scenario`: what each subcommand prepares, drives and checks;
-//! - `prepare`: buyers, admin, seckill events and a catalog of listed products;
+//! - `prepare`: buyers, admin, addresses, seckill events and a catalog of
+//!   listed, stocked products;
 //! - `client`: targets, the pooled HTTP client, the request kinds;
 //! - `drive`: client threads, closed and open loops;
 //! - `outcome`: classifying answers;
 //! - `report`: histograms per outcome, text and JSON;
-//! - `verdict`: the database checks.
+//! - `verdict`: the database checks (seckill events, carts, stock).
 
 mod cli;
 mod client;
@@ -45,6 +46,10 @@ fn main() -> ExitCode {
             Command::ProductDetail(args) => {
                 let json = args.load.json;
                 (scenario::product_detail(args).await?, json)
+            }
+            Command::Cart(args) => {
+                let json = args.load.json;
+                (scenario::cart(args).await?, json)
             }
         };
         println!("{}", if json { report.to_json()? } else { report.to_text() });

@@ -7,12 +7,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// 200: the `/healthz` answer.
+    /// 200: the `/healthz` answer, a page, a cart.
     Ok,
-    /// 201: an order was acknowledged (committed).
+    /// 201: an order (or a checkout's orders) was acknowledged (committed).
     Created,
     /// 409 `sold_out`.
     SoldOut,
+    /// 409 `insufficient_stock`: a checkout line's SKU has too few units left.
+    InsufficientStock,
     /// 409 `limit_reached`: the buyer holds the per-user limit already.
     LimitReached,
     /// 409 `not_started`.
@@ -29,10 +31,11 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, in report order.
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 10] = [
         Outcome::Ok,
         Outcome::Created,
         Outcome::SoldOut,
+        Outcome::InsufficientStock,
         Outcome::LimitReached,
         Outcome::NotStarted,
         Outcome::Ended,
@@ -52,6 +55,7 @@ impl Outcome {
             Outcome::Ok => "ok",
             Outcome::Created => "created",
             Outcome::SoldOut => "sold_out",
+            Outcome::InsufficientStock => "insufficient_stock",
             Outcome::LimitReached => "limit_reached",
             Outcome::NotStarted => "not_started",
             Outcome::Ended => "ended",
@@ -83,6 +87,7 @@ pub fn classify(status: u16, body: &[u8]) -> Outcome {
     };
     match (status, code) {
         (409, "sold_out") => Outcome::SoldOut,
+        (409, "insufficient_stock") => Outcome::InsufficientStock,
         (409, "limit_reached") => Outcome::LimitReached,
         (409, "not_started") => Outcome::NotStarted,
         (410, "ended") => Outcome::Ended,
@@ -111,6 +116,7 @@ mod tests {
     fn classifies_documented_refusals() {
         let body = |code: &str| format!(r#"{{"code":"{code}","message":"x"}}"#).into_bytes();
         assert_eq!(classify(409, &body("sold_out")), Outcome::SoldOut);
+        assert_eq!(classify(409, &body("insufficient_stock")), Outcome::InsufficientStock);
         assert_eq!(classify(409, &body("limit_reached")), Outcome::LimitReached);
         assert_eq!(classify(409, &body("not_started")), Outcome::NotStarted);
         assert_eq!(classify(410, &body("ended")), Outcome::Ended);

@@ -1,8 +1,11 @@
 //! Preparing a run: buyers and an admin (one registration through the API,
 //! the rest inserted in one statement with the same password hash, then
-//! everyone logged in through the API), the seckill events, and a catalog
-//! of listed products (a shop owner registered through the API, the shop,
-//! category, products and SKUs inserted in one statement).
+//! everyone logged in through the API), an address per buyer (one
+//! statement), the seckill events, and a catalog of listed products (a shop
+//! owner registered through the API, the shop, category, products, stocked
+//! SKUs and their opening stock movements inserted in one statement).
+
+use std::collections::HashMap;
 
 use anyhow::{bail, Context};
 use awc::Client;
@@ -11,7 +14,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::client::{post_json, Buyer};
+use crate::client::{post_json, Buyer, Shopper};
 
 /// The run's accounts, logged in.
 pub struct Accounts {
@@ -136,6 +139,36 @@ pub async fn accounts(
     Ok(Accounts { prefix, buyers: buyer_list, buyer_names, password, admin })
 }
 
+/// Gives every buyer a default address (inserted in one statement, as the
+/// address book would store a first address) and returns them as shoppers,
+/// in the order of `buyers`.
+pub async fn addresses(db: &tokio_postgres::Client, buyers: &[Buyer]) -> anyhow::Result<Vec<Shopper>> {
+    let user_ids: Vec<i64> = buyers.iter().map(|b| b.user_id).collect();
+    let rows = db
+        .query(
+            "INSERT INTO addresses (user_id, recipient, phone, region, detail, is_default)
+             SELECT u, 'Load Test', '+1 555 0100', 'Test Region', u || ' Test Street', true
+               FROM unnest($1::int8[]) AS u
+             RETURNING user_id, id",
+            &[&user_ids],
+        )
+        .await
+        .context("inserting the shoppers' addresses")?;
+    let mut address_of = HashMap::with_capacity(rows.len());
+    for row in rows {
+        address_of.insert(row.try_get::<_, i64>("user_id")?, row.try_get::<_, i64>("id")?);
+    }
+    buyers
+        .iter()
+        .map(|buyer| {
+            let address_id = *address_of
+                .get(&buyer.user_id)
+                .with_context(|| format!("no address was inserted for user {}", buyer.user_id))?;
+            Ok(Shopper { buyer: buyer.clone(), address_id })
+        })
+        .collect()
+}
+
 /// The parameters of an event the run creates.
 #[derive(Clone, Debug)]
 pub struct EventSpec {
@@ -185,16 +218,21 @@ pub struct Catalog {
     /// Names of the shop, category and products start with it.
     pub prefix: String,
     pub product_ids: Vec<i64>,
+    /// Their SKUs, three per product, in product order.
+    pub sku_ids: Vec<i64>,
 }
 
 /// Prepares an active shop (its owner registered through the API), a
 /// category, and `products` listed products with three SKUs each (sizes S,
-/// M, L in stock), all visible on the storefront at once.
+/// M, L), all visible on the storefront at once. Every SKU holds `stock`
+/// units (at least 1), recorded as one `adjustment` movement so the stock
+/// equals the sum of its ledger, as it does for stock set through the API.
 pub async fn products(
     http: &Client,
     db: &tokio_postgres::Client,
     base: &str,
     products: u32,
+    stock: i32,
 ) -> anyhow::Result<Catalog> {
     let prefix = run_prefix();
     let password = format!("Lt-{}", uuid::Uuid::new_v4().simple());
@@ -226,15 +264,27 @@ pub async fn products(
                  INSERT INTO skus (product_id, shop_id, spec_values, spec_key, code, price_cents,
                                    market_price_cents, stock)
                  SELECT p.id, p.shop_id, jsonb_build_object('size', s.size), 'size=' || s.size,
-                        $2::text || '-' || p.id || '-' || s.size, s.price, s.price + 500, 1000
-                   FROM product p CROSS JOIN (VALUES ('S', 1000), ('M', 2000), ('L', 3000)) AS s (size, price))
-             SELECT id FROM product ORDER BY id",
-            &[&owner, &prefix, &count],
+                        $2::text || '-' || p.id || '-' || s.size, s.price, s.price + 500, $4::int4
+                   FROM product p CROSS JOIN (VALUES ('S', 1000), ('M', 2000), ('L', 3000)) AS s (size, price)
+                 RETURNING id, product_id, shop_id, stock),
+             opening AS (
+                 INSERT INTO inventory_movements (sku_id, shop_id, kind, delta, stock_after, reason)
+                 SELECT id, shop_id, 'adjustment', stock, stock, 'load test opening stock' FROM sku)
+             SELECT product_id, id FROM sku ORDER BY product_id, id",
+            &[&owner, &prefix, &count, &stock],
         )
         .await
-        .context("inserting the shop, category, products and SKUs")?;
-    let product_ids = rows.iter().map(|r| r.try_get(0)).collect::<Result<Vec<i64>, _>>()?;
-    Ok(Catalog { prefix, product_ids })
+        .context("inserting the shop, category, products, SKUs and their stock")?;
+    let mut product_ids: Vec<i64> = Vec::with_capacity(rows.len() / 3);
+    let mut sku_ids = Vec::with_capacity(rows.len());
+    for row in rows {
+        let product_id = row.try_get("product_id")?;
+        if product_ids.last() != Some(&product_id) {
+            product_ids.push(product_id);
+        }
+        sku_ids.push(row.try_get("id")?);
+    }
+    Ok(Catalog { prefix, product_ids, sku_ids })
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::client::{Ack, Answer};
+use crate::client::{Ack, Added, Answer};
 use crate::outcome::Outcome;
 use crate::verdict::Verdict;
 
@@ -16,8 +16,8 @@ use crate::verdict::Verdict;
 /// longer ones are recorded as this.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 
-/// Latencies, error keys and acknowledged orders of one client thread (or,
-/// after [`Recorder::merge`], of a whole phase).
+/// Latencies, error keys, acknowledged orders and cart adds of one client
+/// thread (or, after [`Recorder::merge`], of a whole phase).
 pub struct Recorder {
     /// An empty histogram with the shared bounds, cloned on an outcome's first request.
     empty: Histogram<u64>,
@@ -25,6 +25,7 @@ pub struct Recorder {
     histograms: [Option<Histogram<u64>>; Outcome::ALL.len()],
     errors: BTreeMap<String, u64>,
     acks: Vec<Ack>,
+    adds: Vec<Added>,
 }
 
 impl Recorder {
@@ -35,6 +36,7 @@ impl Recorder {
             histograms: Default::default(),
             errors: BTreeMap::new(),
             acks: Vec::new(),
+            adds: Vec::new(),
         })
     }
 
@@ -45,6 +47,10 @@ impl Recorder {
             Answer::Created(ack) => {
                 self.acks.push(ack);
                 Outcome::Created
+            }
+            Answer::Added(added) => {
+                self.adds.push(added);
+                Outcome::Ok
             }
             Answer::Failed(key) => {
                 *self.errors.entry(key).or_default() += 1;
@@ -66,12 +72,18 @@ impl Recorder {
             *self.errors.entry(key).or_default() += count;
         }
         self.acks.extend(other.acks);
+        self.adds.extend(other.adds);
         Ok(())
     }
 
     /// The acknowledged orders.
     pub fn acks(&self) -> &[Ack] {
         &self.acks
+    }
+
+    /// The acknowledged cart adds.
+    pub fn adds(&self) -> &[Added] {
+        &self.adds
     }
 
     /// Requests with this outcome.
@@ -122,7 +134,7 @@ pub struct OutcomeStats {
 /// One load phase: what was driven and what came back.
 #[derive(Clone, Debug, Serialize)]
 pub struct PhaseReport {
-    /// `healthz`, `buy` or `naive`.
+    /// `healthz`, `buy`, `add`, ...
     pub name: String,
     /// Method and path, e.g. `POST /api/seckill/events/7/orders`.
     pub request: String,
@@ -224,11 +236,7 @@ impl Report {
             }
         }
         for verdict in &self.verdicts {
-            let _ = writeln!(
-                out,
-                "verdict {}: event {} (stock {}, per-user limit {})",
-                verdict.name, verdict.event_id, verdict.stock, verdict.per_user_limit
-            );
+            let _ = writeln!(out, "verdict {}: {}", verdict.name, verdict.subject);
             for check in &verdict.checks {
                 let mark = if check.pass { "PASS" } else { "FAIL" };
                 let _ = writeln!(out, "  {mark}  {}: {}", check.name, check.detail);
@@ -250,14 +258,14 @@ fn write_phase(out: &mut String, phase: &PhaseReport) {
     );
     let _ = writeln!(
         out,
-        "  {:<14}{:>10}{:>12}{:>9}{:>9}{:>9}{:>9}{:>9}",
+        "  {:<20}{:>10}{:>12}{:>9}{:>9}{:>9}{:>9}{:>9}",
         "outcome", "count", "req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms"
     );
     for o in &phase.outcomes {
         let l = &o.latency_ms;
         let _ = writeln!(
             out,
-            "  {:<14}{:>10}{:>12.1}{:>9.2}{:>9.2}{:>9.2}{:>9.2}{:>9.2}",
+            "  {:<20}{:>10}{:>12.1}{:>9.2}{:>9.2}{:>9.2}{:>9.2}{:>9.2}",
             o.outcome.name(),
             o.count,
             o.throughput,
@@ -310,7 +318,7 @@ mod tests {
     }
 
     #[test]
-    fn merge_adds_counts_errors_and_acks() {
+    fn merge_adds_counts_errors_acks_and_cart_adds() {
         let mut a = recorder(&[(Outcome::Ok, 1), (Outcome::Ok, 2)]);
         let mut b = recorder(&[(Outcome::Ok, 3)]);
         b.record(Answer::Failed("timeout".into()), Duration::from_millis(30));
@@ -318,8 +326,10 @@ mod tests {
             Answer::Created(Ack { user_id: 7, quantity: 1, order_no: "n1".into() }),
             Duration::from_millis(4),
         );
+        b.record(Answer::Added(Added { user_id: 7, sku_id: 9 }), Duration::from_millis(2));
         a.merge(b).unwrap();
-        assert_eq!(a.count(Outcome::Ok), 3);
+        assert_eq!(a.count(Outcome::Ok), 4);
+        assert_eq!(a.adds(), [Added { user_id: 7, sku_id: 9 }]);
         assert_eq!(a.count(Outcome::Error), 1);
         assert_eq!(a.count(Outcome::Created), 1);
         assert_eq!(a.errors.get("timeout"), Some(&1));

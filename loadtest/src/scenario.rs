@@ -7,13 +7,16 @@ use std::time::Instant;
 use anyhow::Context;
 use tokio_postgres::NoTls;
 
-use crate::cli::{AccountArgs, AccountsArgs, FlashSaleArgs, HealthzArgs, ProductDetailArgs};
+use crate::cli::{AccountArgs, AccountsArgs, CartArgs, FlashSaleArgs, HealthzArgs, ProductDetailArgs};
 use crate::client::{pooled, Buyer, Call, Targets};
 use crate::drive::{self, Load, Mode, Stop};
 use crate::outcome::Outcome;
 use crate::prepare::{self, EventSpec};
 use crate::report::{PhaseReport, Ratio, Recorder, Report};
 use crate::verdict::{self, Observed, Verdict};
+
+/// Stock of each `product-detail` SKU: shown on the page, never bought.
+const DETAIL_STOCK: i32 = 1000;
 
 /// `loadtest healthz`: the baseline alone.
 pub async fn healthz(args: HealthzArgs) -> anyhow::Result<Report> {
@@ -49,7 +52,9 @@ pub async fn product_detail(args: ProductDetailArgs) -> anyhow::Result<Report> {
     let load = args.load.load(args.load.stop()?)?;
     let db = connect(&args.database.database_url).await?;
     let started = Instant::now();
-    let catalog = prepare::products(&pooled(1, load.timeout), &db, targets.first(), args.products).await?;
+    let catalog =
+        prepare::products(&pooled(1, load.timeout), &db, targets.first(), args.products, DETAIL_STOCK)
+            .await?;
     let n = catalog.product_ids.len();
     progress(format_args!(
         "prepared {n} listed products ({}_*) in {:.1} s",
@@ -61,6 +66,54 @@ pub async fn product_detail(args: ProductDetailArgs) -> anyhow::Result<Report> {
     let request = format!("GET /api/products/{{id}} over {n} products");
     let (phases, ratio) = against_healthz(&targets, load, "detail", &request, detail).await?;
     Ok(Report::new(phases, vec![ratio], vec![]))
+}
+
+/// `loadtest cart`: prepare shoppers with an address each and listed,
+/// stocked products; measure /healthz, cart adds and buy-now checkouts
+/// under the same load; check the carts after the adds and the stock after
+/// the checkouts.
+pub async fn cart(args: CartArgs) -> anyhow::Result<Report> {
+    let targets = Targets::parse(&args.load.target)?;
+    let load = args.load.load(args.load.stop()?)?;
+    let (db, http, accounts) = prepared(&args.accounts, &targets, load.timeout).await?;
+    let started = Instant::now();
+    let shoppers = prepare::addresses(&db, &accounts.buyers).await?;
+    let catalog = prepare::products(&http, &db, targets.first(), args.products, args.stock).await?;
+    let skus = catalog.sku_ids.len();
+    progress(format_args!(
+        "prepared {} addresses and {} listed products with {skus} SKUs of stock {} ({}_*) in {:.1} s",
+        shoppers.len(),
+        catalog.product_ids.len(),
+        args.stock,
+        catalog.prefix,
+        started.elapsed().as_secs_f64()
+    ));
+
+    let (healthz, _) = healthz_phase(&targets, load).await?;
+    let add_call = Call::cart_add(&targets, accounts.buyers.clone(), &catalog.sku_ids)?;
+    let add_request = format!("POST /api/cart/lines, 1 unit of one of {skus} SKUs");
+    let (add, adds, add_ratio) = measured_against(&healthz, "add", add_request, add_call, load).await?;
+    let user_ids: Vec<i64> = accounts.buyers.iter().map(|b| b.user_id).collect();
+    let cart_verdict =
+        verdict::check_carts(&db, "add", &user_ids, skus, adds.adds(), adds.count(Outcome::Error)).await?;
+
+    let checkout_call = Call::checkout(&targets, shoppers, catalog.sku_ids.clone())?;
+    let checkout_request = format!("POST /api/checkout, buy now 1 unit of one of {skus} SKUs");
+    let (checkout, checkouts, checkout_ratio) =
+        measured_against(&healthz, "checkout", checkout_request, checkout_call, load).await?;
+    let observed = Observed {
+        acks: checkouts.acks(),
+        sold_out: checkouts.count(Outcome::InsufficientStock),
+        // `Call::checkout` buys one unit per request.
+        quantity: 1,
+    };
+    let stock_verdict =
+        verdict::check_stock(&db, "checkout", &catalog.sku_ids, args.stock, &observed).await?;
+    Ok(Report::new(
+        vec![healthz, add, checkout],
+        vec![add_ratio, checkout_ratio],
+        vec![cart_verdict, stock_verdict],
+    ))
 }
 
 /// Connects to the server's database.
@@ -168,9 +221,22 @@ async fn against_healthz(
     call: Call,
 ) -> anyhow::Result<(Vec<PhaseReport>, Ratio)> {
     let (healthz, _) = healthz_phase(targets, load).await?;
-    let (measured, _) = phase(name, request.to_owned(), call, load).await?;
-    let ratio = Ratio::new(format!("{name} / healthz req/s"), measured.throughput, healthz.throughput);
+    let (measured, _, ratio) = measured_against(&healthz, name, request.to_owned(), call, load).await?;
     Ok((vec![healthz, measured], ratio))
+}
+
+/// Runs phase `name` (sending `request`) and the ratio of its throughput to
+/// the `/healthz` phase's, which ran under the same load.
+async fn measured_against(
+    healthz: &PhaseReport,
+    name: &str,
+    request: String,
+    call: Call,
+    load: Load,
+) -> anyhow::Result<(PhaseReport, Recorder, Ratio)> {
+    let (measured, recorder) = phase(name, request, call, load).await?;
+    let ratio = Ratio::new(format!("{name} / healthz req/s"), measured.throughput, healthz.throughput);
+    Ok((measured, recorder, ratio))
 }
 
 /// The /healthz phase.
