@@ -35,4 +35,5 @@ permissions! {
     CatalogManage => "catalog.manage", "Manage the category tree.";
     OrderAudit => "order.audit", "Read any order of any shop.";
     OrderIntervene => "order.intervene", "Cancel any order before it ships, with a reason.";
+    PaymentRead => "payment.read", "Read any payment with its event log.";
 }
