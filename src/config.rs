@@ -20,6 +20,7 @@ pub struct Settings {
     pub catalog: CatalogSettings,
     pub cart: CartSettings,
     pub orders: OrderSettings,
+    pub payments: PaymentSettings,
     pub log: LogSettings,
 }
 
@@ -173,6 +174,35 @@ impl std::fmt::Debug for OrderSettings {
     }
 }
 
+/// Payments through gateways.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentSettings {
+    /// Where gateways send shoppers and callbacks, e.g.
+    /// `https://mall.example.com`; empty means this server's own address.
+    pub public_base_url: String,
+    /// Offer the sandbox gateway (a stand-in that behaves like a real one).
+    pub sandbox_enabled: bool,
+    /// HMAC-SHA256 key the sandbox signs its callbacks with.
+    pub sandbox_secret: String,
+    /// Oldest callback timestamp accepted (replay window).
+    pub callback_max_age_secs: u64,
+    /// Serve `POST /api/orders/{order_no}/pay`, which marks an order paid
+    /// with no gateway at all. For tests and demos only.
+    pub direct_pay_enabled: bool,
+}
+
+impl std::fmt::Debug for PaymentSettings {
+    // Keeps the secret out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentSettings")
+            .field("public_base_url", &self.public_base_url)
+            .field("sandbox_enabled", &self.sandbox_enabled)
+            .field("direct_pay_enabled", &self.direct_pay_enabled)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Log format and filter.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -205,6 +235,7 @@ impl Settings {
         let secrets = [
             ("seckill.purchase_token_secret", &self.seckill.purchase_token_secret),
             ("orders.carrier_webhook_secret", &self.orders.carrier_webhook_secret),
+            ("payments.sandbox_secret", &self.payments.sandbox_secret),
         ];
         for (key, secret) in secrets {
             if secret.len() < MIN_SECRET_LEN || secret.starts_with("change-me") {
@@ -244,6 +275,8 @@ mod tests {
         settings.seckill.purchase_token_secret = "x".repeat(MIN_SECRET_LEN);
         assert!(settings.check_production_secrets().unwrap_err().contains("orders.carrier_webhook_secret"));
         settings.orders.carrier_webhook_secret = "y".repeat(MIN_SECRET_LEN);
+        assert!(settings.check_production_secrets().unwrap_err().contains("payments.sandbox_secret"));
+        settings.payments.sandbox_secret = "z".repeat(MIN_SECRET_LEN);
         assert!(settings.check_production_secrets().is_ok());
     }
 }

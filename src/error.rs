@@ -81,6 +81,8 @@ error_codes! {
     OrderCompleted       => (409, "order_completed", "the order is completed"),
     OrderCancelled       => (409, "order_cancelled", "the order is cancelled"),
     ItemUnavailable      => (409, "item_unavailable", "an item is no longer on sale"),
+    ProviderUnavailable  => (422, "provider_unavailable", "that payment method is not available here"),
+    AmountMismatch       => (422, "amount_mismatch", "the amount or currency does not match the payment"),
     InvalidSignature     => (401, "invalid_signature", "the request signature is missing, stale or wrong"),
     MembersOnly          => (403, "members_only", "this product is for verified members; verify your email first"),
     CartFull             => (409, "cart_full", "the cart holds the most lines allowed"),

@@ -18,6 +18,7 @@
 //! - [`cart`]: shopping carts, one actor per active shopper;
 //!   [`address`]: the shopper's address book.
 //! - [`inventory`]: the stock ledger; stock moves only with a movement row.
+//! - [`payment`]: gateways (a working sandbox), signed callbacks, refunds.
 //! - [`product`]: products with specs and SKUs, and their review.
 //! - [`shop`]: shops, their review and their staff's shop-scoped roles.
 //! - [`demo`]: the `demo-data` subcommand's shops and products.
@@ -48,11 +49,13 @@ pub mod metrics;
 pub mod openapi;
 pub mod order;
 pub mod page;
+pub mod payment;
 pub mod product;
 pub mod rbac;
 pub mod routes;
 pub mod seckill;
 pub mod shop;
+pub mod signature;
 pub mod startup;
 pub mod state;
 pub mod storefront;

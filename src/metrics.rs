@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use actors::writer::BatchReport;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Buckets of rows per group-commit batch.
@@ -45,6 +45,9 @@ pub struct Metrics {
     pub cart_writer_queue_depth: IntGauge,
     /// Cart actors registered on this node.
     pub cart_actors: IntGauge,
+    /// Gateway callbacks and carrier webhooks refused for a bad or stale
+    /// signature (a spike means forgery attempts or a wrong secret).
+    pub callbacks_refused: IntCounter,
 }
 
 impl Metrics {
@@ -99,6 +102,11 @@ impl Metrics {
         registry.register(Box::new(cart_commit_seconds.clone()))?;
         registry.register(Box::new(cart_writer_queue_depth.clone()))?;
         registry.register(Box::new(cart_actors.clone()))?;
+        let callbacks_refused = IntCounter::new(
+            "signed_callbacks_refused_total",
+            "Gateway callbacks and carrier webhooks refused for a bad or stale signature",
+        )?;
+        registry.register(Box::new(callbacks_refused.clone()))?;
         Ok(Self {
             registry,
             http_requests,
@@ -114,6 +122,7 @@ impl Metrics {
             cart_commit_seconds,
             cart_writer_queue_depth,
             cart_actors,
+            callbacks_refused,
         })
     }
 

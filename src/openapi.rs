@@ -6,8 +6,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    account, address, admin, audit, blacklist, cart, category, error, inventory, menu, order, product, rbac,
-    seckill, shop, storefront, system,
+    account, address, admin, audit, blacklist, cart, category, error, inventory, menu, order, payment,
+    product, rbac, seckill, shop, storefront, system,
 };
 
 /// The API document.
@@ -46,6 +46,9 @@ use crate::{
         order::handlers::add_order_note, order::handlers::ship_order, order::handlers::add_tracking_event,
         order::handlers::cancel_shop_order, order::handlers::list_all_orders, order::handlers::get_any_order,
         order::handlers::cancel_any_order,
+        payment::handlers::start_payment, payment::handlers::list_my_payments, payment::handlers::get_my_payment,
+        payment::handlers::gateway_callback, payment::handlers::sandbox_pay, payment::handlers::list_all_payments,
+        payment::handlers::get_any_payment,
         cart::handlers::get_cart, cart::handlers::add_cart_line, cart::handlers::update_cart_line,
         cart::handlers::remove_cart_line, cart::handlers::clear_cart, cart::handlers::select_cart_lines,
         address::handlers::list_addresses, address::handlers::create_address,

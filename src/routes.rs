@@ -5,8 +5,8 @@ use actix_web::web;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::{
-    account, address, admin, audit, blacklist, cart, category, inventory, menu, openapi, order, product,
-    rbac, seckill, shop, storefront, system,
+    account, address, admin, audit, blacklist, cart, category, inventory, menu, openapi, order, payment,
+    product, rbac, seckill, shop, storefront, system,
 };
 
 /// Prefix of the platform administration API.
@@ -25,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     account::handlers::configure(cfg);
     menu::handlers::configure_own(cfg);
     order::handlers::configure(cfg);
+    payment::handlers::configure(cfg);
     cart::handlers::configure(cfg);
     address::handlers::configure(cfg);
     shop::handlers::configure(cfg);
@@ -46,7 +47,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(shop::handlers::configure_system)
             .configure(product::handlers::configure_system)
             .configure(category::handlers::configure)
-            .configure(order::handlers::configure_system),
+            .configure(order::handlers::configure_system)
+            .configure(payment::handlers::configure_system),
     );
 }
 

@@ -19,6 +19,7 @@ use crate::config::Settings;
 use crate::error::extractors;
 use crate::kv::Kv;
 use crate::metrics::Metrics;
+use crate::payment::service::Payments;
 use crate::seckill::engine::SeckillEngine;
 use crate::seckill::ratelimit::IDLE_BUCKET_TTL;
 use crate::state::AppState;
@@ -43,6 +44,7 @@ impl Application {
             format!("cannot listen on {}:{}", state.settings.server.host, state.settings.server.port)
         })?;
         let port = listener.local_addr()?.port();
+        state.payments.set_own_url(format!("http://127.0.0.1:{port}"));
         let server = serve(listener, state.clone())?;
         tracing::info!(port, "rs-cms listening");
         Ok(Self { port, server, state })
@@ -80,7 +82,9 @@ async fn connect(settings: Settings) -> anyhow::Result<AppState> {
         Duration::from_millis(settings.catalog.detail_cache_ttl_ms),
         settings.catalog.detail_cache_capacity,
     ));
+    let payments = Arc::new(Payments::new(pool.clone(), &settings.payments));
     Ok(AppState {
+        payments,
         settings: Arc::new(settings),
         db: pool,
         kv,

@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::kv::Kv;
 use crate::metrics::Metrics;
+use crate::payment::service::Payments;
 use crate::seckill::engine::SeckillEngine;
 use crate::storefront::cache::ProductCache;
 
@@ -29,6 +30,8 @@ pub struct AppState {
     pub carts: Arc<CartEngine>,
     /// Rendered product details, invalidated cluster-wide on change.
     pub products: Arc<ProductCache>,
+    /// Payment gateways and where they reach this server.
+    pub payments: Arc<Payments>,
     /// "Now" for stored deadlines (payment windows, auto-completion).
     pub clock: Arc<Clock>,
 }

@@ -4,9 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use utoipa::ToSchema;
 
 use super::lifecycle::{OrderEvent, OrderStatus};
@@ -246,55 +244,4 @@ pub async fn order_by_tracking(state: &AppState, carrier: &str, tracking_no: &st
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound).with_message("no such shipment"))?
         .try_get(0)?;
     store::find(&client, order_id).await?.ok_or_else(|| ApiError::new(ErrorCode::NotFound))
-}
-
-/// Checks a carrier webhook: `signature` must be the hex HMAC-SHA256 of
-/// `"{timestamp}.{body}"` under the shared secret, and `timestamp` (Unix
-/// seconds) within `max_age_secs` of now. Constant-time comparison.
-pub fn verify_webhook(
-    secret: &str,
-    timestamp: &str,
-    signature: &str,
-    body: &[u8],
-    now_unix: i64,
-    max_age_secs: u64,
-) -> bool {
-    let Ok(sent_at) = timestamp.parse::<i64>() else { return false };
-    if now_unix.abs_diff(sent_at) > max_age_secs {
-        return false;
-    }
-    let (Ok(tag), Ok(mut mac)) = (hex::decode(signature), Hmac::<Sha256>::new_from_slice(secret.as_bytes()))
-    else {
-        return false;
-    };
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&tag).is_ok()
-}
-
-/// Signs a webhook body the way carriers must (for carriers' SDKs, tests
-/// and the README's curl example).
-pub fn sign_webhook(secret: &str, timestamp: &str, body: &[u8]) -> String {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { return String::new() };
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn webhook_signatures_bind_secret_time_and_body() {
-        let signature = sign_webhook("s", "1000", b"{}");
-        assert!(verify_webhook("s", "1000", &signature, b"{}", 1100, 300));
-        assert!(!verify_webhook("s", "1000", &signature, b"{} ", 1100, 300), "body changed");
-        assert!(!verify_webhook("other", "1000", &signature, b"{}", 1100, 300), "other secret");
-        assert!(!verify_webhook("s", "1000", &signature, b"{}", 1400, 300), "too old");
-        assert!(!verify_webhook("s", "1001", &signature, b"{}", 1100, 300), "timestamp changed");
-        assert!(!verify_webhook("s", "x", "zz", b"{}", 1100, 300));
-    }
 }

@@ -15,6 +15,7 @@ mod demo;
 mod helpers;
 mod menu;
 mod order;
+mod payment;
 mod product;
 mod profile;
 mod rbac;

@@ -1,0 +1,241 @@
+//! Payment rules: opening a payment at a gateway, applying its signed
+//! callback exactly once, and refunding money that arrives for an order
+//! that can no longer take it.
+
+use std::sync::OnceLock;
+
+use chrono::Utc;
+use deadpool_postgres::Pool;
+use rand::Rng;
+use serde_json::json;
+
+use super::gateway::{Configured, Gateways, Outcome, ProviderName, SignedCallback};
+use super::store::{self, NewPayment, PaymentRow};
+use crate::config::PaymentSettings;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::order::lifecycle::{self, OrderEvent, OrderStatus};
+use crate::order::service::{self as orders, Step};
+use crate::order::store as order_store;
+use crate::state::AppState;
+
+/// The gateways and where they reach this server.
+pub struct Payments {
+    pub gateways: Gateways,
+    public_base_url: String,
+    own_url: OnceLock<String>,
+}
+
+impl Payments {
+    /// Sets up the configured gateways.
+    pub fn new(db: Pool, settings: &PaymentSettings) -> Self {
+        Self {
+            gateways: Gateways::new(db, settings),
+            public_base_url: settings.public_base_url.trim_end_matches('/').to_owned(),
+            own_url: OnceLock::new(),
+        }
+    }
+
+    /// Tells where this server listens, once bound (used when no public
+    /// base URL is configured).
+    pub fn set_own_url(&self, url: String) {
+        let _ = self.own_url.set(url);
+    }
+
+    /// The base URL gateways send shoppers back to and post callbacks to.
+    pub fn base_url(&self) -> &str {
+        if self.public_base_url.is_empty() {
+            self.own_url.get().map_or("", String::as_str)
+        } else {
+            &self.public_base_url
+        }
+    }
+
+    /// Where `provider` posts its callbacks.
+    pub fn callback_url(&self, provider: ProviderName) -> String {
+        format!("{}/api/payments/callbacks/{}", self.base_url(), provider.as_str())
+    }
+}
+
+/// A new payment number: `P` + `yymmdd` + 14 random digits. Readable and
+/// not guessable from its neighbours.
+fn new_payment_no() -> String {
+    let random: u64 = rand::thread_rng().gen_range(0..100_000_000_000_000);
+    format!("P{}{random:014}", Utc::now().format("%y%m%d"))
+}
+
+/// Opens a payment of one of the shopper's orders at `provider`: the order
+/// must be waiting for payment inside its window. Each call is a new
+/// attempt with its own record.
+pub async fn start(
+    state: &AppState,
+    user_id: i64,
+    order_no: &str,
+    provider: ProviderName,
+) -> ApiResult<PaymentRow> {
+    let gateway = state.payments.gateways.get(provider)?;
+    let order = orders::own_order(state, user_id, order_no).await?;
+    let status = OrderStatus::parse(&order.view.status).unwrap_or(OrderStatus::Cancelled);
+    lifecycle::next(status, OrderEvent::Pay)?;
+    if order.view.pay_before.is_some_and(|deadline| deadline <= state.clock.now()) {
+        return Err(ErrorCode::OrderExpired.into());
+    }
+    let payment_no = new_payment_no();
+    let collection = gateway.collect(&payment_no, order.view.total_cents, &order.view.currency).await?;
+    let pay_url = format!("{}{}", state.payments.base_url(), collection.pay_url);
+    let client = state.db.get().await?;
+    let new = NewPayment {
+        payment_no: &payment_no,
+        user_id,
+        order_id: order.id,
+        provider: provider.as_str(),
+        amount_cents: order.view.total_cents,
+        currency: &order.view.currency,
+        provider_payment_id: &collection.provider_payment_id,
+        pay_url: &pay_url,
+    };
+    store::insert(&client, &new).await?;
+    store::find_by_no(&client, &payment_no).await?.ok_or_else(|| ApiError::new(ErrorCode::NotFound))
+}
+
+/// What a callback did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackEffect {
+    /// The payment succeeded and the order is paid.
+    Paid,
+    /// The payment failed; the order still waits.
+    Failed,
+    /// The money arrived for an order that could not take it (expired,
+    /// cancelled, or already paid by another attempt): refunded.
+    Refunded,
+    /// A redelivery of a callback already applied: nothing changed.
+    Duplicate,
+}
+
+/// Applies a gateway's signed callback. Idempotent on the gateway's
+/// transaction id; a bad signature is a 401 (and logged), an amount or
+/// currency that does not match the payment a 422 (and logged in the
+/// payment's events). Money for an order that cannot take it is recorded
+/// and refunded; the order is never resurrected.
+pub async fn apply_callback(
+    state: &AppState,
+    provider: ProviderName,
+    signed: &SignedCallback<'_>,
+) -> ApiResult<CallbackEffect> {
+    let gateway = state.payments.gateways.get(provider)?;
+    // Signatures age in wall-clock time, whatever the business clock says.
+    let callback = gateway.read_callback(signed, Utc::now()).inspect_err(|err| {
+        if err.code() == ErrorCode::InvalidSignature {
+            tracing::warn!(provider = provider.as_str(), "payment callback refused: bad or stale signature");
+            state.metrics.callbacks_refused.inc();
+        }
+    })?;
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    let payment = store::lock_by_provider_id(&tx, provider.as_str(), &callback.provider_payment_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound).with_message("no such payment"))?;
+    let detail = json!({"txn_id": callback.txn_id, "amount_cents": callback.amount_cents, "currency": callback.currency});
+    if payment.provider_txn_id.as_deref() == Some(callback.txn_id.as_str()) {
+        return Ok(CallbackEffect::Duplicate);
+    }
+    if payment.view.status != "pending" {
+        store::log_event(
+            &tx,
+            payment.id,
+            "callback_rejected",
+            &json!({"reason": "already settled", "callback": detail}),
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(CallbackEffect::Duplicate);
+    }
+    if callback.outcome == Outcome::Failed {
+        store::settle(&tx, payment.id, "failed", Some(&callback.txn_id), callback.occurred_at, &detail)
+            .await?;
+        tx.commit().await?;
+        return Ok(CallbackEffect::Failed);
+    }
+    if callback.amount_cents != payment.view.amount_cents || callback.currency != payment.view.currency {
+        tracing::warn!(payment_no = %payment.view.payment_no, "payment callback refused: amount or currency mismatch");
+        store::log_event(
+            &tx,
+            payment.id,
+            "callback_rejected",
+            &json!({"reason": "amount_mismatch", "callback": detail}),
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(ErrorCode::AmountMismatch.into());
+    }
+    store::settle(&tx, payment.id, "succeeded", Some(&callback.txn_id), callback.occurred_at, &detail)
+        .await?;
+    let order =
+        order_store::find(&tx, payment.order_id).await?.ok_or_else(|| ApiError::new(ErrorCode::NotFound))?;
+    let note = format!("paid: {} via {}", payment.view.payment_no, provider.as_str());
+    let step = Step { event: OrderEvent::Pay, actor_id: None, note: &note, reason: None };
+    match orders::apply(&tx, state, &order, step).await {
+        Ok(aftermath) => {
+            tx.commit().await?;
+            aftermath.settle(state).await;
+            Ok(CallbackEffect::Paid)
+        }
+        Err(err) if not_payable(err.code()) => {
+            let reason = format!("order not payable: {}", err.code().as_str());
+            let refund_id = store::insert_refund(&tx, payment.id, payment.view.amount_cents, &reason).await?;
+            store::log_event(&tx, payment.id, "refund_requested", &json!({"reason": reason})).await?;
+            tx.commit().await?;
+            refund_now(state, gateway, &payment, refund_id).await;
+            Ok(CallbackEffect::Refunded)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Whether a refused Pay step means the money must go back.
+fn not_payable(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::OrderExpired
+            | ErrorCode::OrderCancelled
+            | ErrorCode::OrderPaid
+            | ErrorCode::OrderShipped
+            | ErrorCode::OrderDelivered
+            | ErrorCode::OrderCompleted
+    )
+}
+
+/// Sends a recorded refund through the gateway and records the result.
+/// A refund the gateway refuses stays `failed` in the books (and logged)
+/// for an operator; the payment keeps its money-received status.
+async fn refund_now(state: &AppState, gateway: &Configured, payment: &PaymentRow, refund_id: i64) {
+    let result = gateway.refund(&payment.provider_payment_id, payment.view.amount_cents).await;
+    let recorded = async {
+        let client = state.db.get().await?;
+        match &result {
+            Ok(provider_refund_id) => {
+                store::finish_refund(&client, refund_id, Some(provider_refund_id)).await?;
+                let detail =
+                    json!({"refund_id": provider_refund_id, "amount_cents": payment.view.amount_cents});
+                store::settle(&client, payment.id, "refunded", None, state.clock.now(), &detail).await?;
+            }
+            Err(err) => {
+                store::finish_refund(&client, refund_id, None).await?;
+                store::log_event(
+                    &client,
+                    payment.id,
+                    "refund_failed",
+                    &json!({"error": err.code().as_str()}),
+                )
+                .await?;
+            }
+        }
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    if let Err(err) = &result {
+        tracing::warn!(payment_no = %payment.view.payment_no, error = %err, "the gateway refused a refund");
+    }
+    if let Err(err) = recorded {
+        tracing::warn!(payment_no = %payment.view.payment_no, error = %err, "a refund's outcome was not recorded");
+    }
+}
