@@ -40,18 +40,22 @@ CREATE TABLE payment_events (
 CREATE INDEX payment_events_payment_idx ON payment_events (payment_id, id);
 
 -- Money going back through the gateway.
+-- Recorded in the transaction that decides the refund, then sent by the
+-- refund worker (retried until the gateway takes it; the refund's id is the
+-- gateway's idempotency key, so a retry never refunds twice).
 CREATE TABLE refunds (
     id                 BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     payment_id         BIGINT NOT NULL REFERENCES payments (id),
     amount_cents       BIGINT NOT NULL CHECK (amount_cents > 0),
     reason             TEXT NOT NULL,
     status             TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
+    attempts           INT NOT NULL DEFAULT 0,
     provider_refund_id TEXT,
     created_at         TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at         TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE INDEX refunds_payment_idx ON refunds (payment_id);
-CREATE INDEX refunds_pending_idx ON refunds (created_at) WHERE status = 'pending';
+CREATE INDEX refunds_unsent_idx ON refunds (updated_at) WHERE status <> 'succeeded';
 
 -- Saved payment accounts (seed `user_pay_info`): only a masked number is
 -- kept; a payment password is hashed like a login password.
@@ -77,6 +81,14 @@ CREATE TABLE sandbox_gateway_payments (
     status              TEXT NOT NULL CHECK (status IN ('open', 'paid', 'declined')),
     txn_id              TEXT,
     refunded_cents      BIGINT NOT NULL DEFAULT 0 CHECK (refunded_cents >= 0 AND refunded_cents <= amount_cents),
+    created_at          TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+-- The sandbox's refunds by the merchant's idempotency key.
+CREATE TABLE sandbox_gateway_refunds (
+    refund_key          TEXT PRIMARY KEY,
+    provider_payment_id TEXT NOT NULL REFERENCES sandbox_gateway_payments (provider_payment_id),
+    amount_cents        BIGINT NOT NULL,
     created_at          TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 

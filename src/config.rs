@@ -190,6 +190,8 @@ pub struct PaymentSettings {
     /// Serve `POST /api/orders/{order_no}/pay`, which marks an order paid
     /// with no gateway at all. For tests and demos only.
     pub direct_pay_enabled: bool,
+    /// How often refunds the gateway has not taken yet are retried.
+    pub refund_retry_secs: u64,
 }
 
 impl std::fmt::Debug for PaymentSettings {
@@ -229,13 +231,20 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Refuses the shipped placeholder (or a short) signing secret: with it
-    /// anyone could mint purchase tokens or forge carrier deliveries.
+    /// Refuses the shipped placeholder (or a short) signing secret, with
+    /// which anyone could mint purchase tokens or forge carrier deliveries,
+    /// and the sandbox and direct-pay stand-ins for real payments.
     pub fn check_production_secrets(&self) -> Result<(), String> {
+        if self.payments.sandbox_enabled || self.payments.direct_pay_enabled {
+            return Err(
+                "payments.sandbox_enabled and payments.direct_pay_enabled must be off in production: \
+                        both mark orders paid without real money"
+                    .to_owned(),
+            );
+        }
         let secrets = [
             ("seckill.purchase_token_secret", &self.seckill.purchase_token_secret),
             ("orders.carrier_webhook_secret", &self.orders.carrier_webhook_secret),
-            ("payments.sandbox_secret", &self.payments.sandbox_secret),
         ];
         for (key, secret) in secrets {
             if secret.len() < MIN_SECRET_LEN || secret.starts_with("change-me") {
@@ -269,14 +278,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn production_refuses_the_placeholder_secrets() {
+    fn production_refuses_placeholder_secrets_and_payment_stand_ins() {
         let mut settings = Settings::load_from(Path::new("config"), "test").unwrap();
+        assert!(settings.check_production_secrets().unwrap_err().contains("payments.sandbox_enabled"));
+        settings.payments.sandbox_enabled = false;
+        settings.payments.direct_pay_enabled = false;
         assert!(settings.check_production_secrets().unwrap_err().contains("seckill.purchase_token_secret"));
         settings.seckill.purchase_token_secret = "x".repeat(MIN_SECRET_LEN);
         assert!(settings.check_production_secrets().unwrap_err().contains("orders.carrier_webhook_secret"));
         settings.orders.carrier_webhook_secret = "y".repeat(MIN_SECRET_LEN);
-        assert!(settings.check_production_secrets().unwrap_err().contains("payments.sandbox_secret"));
-        settings.payments.sandbox_secret = "z".repeat(MIN_SECRET_LEN);
         assert!(settings.check_production_secrets().is_ok());
     }
 }

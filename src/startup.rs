@@ -24,7 +24,7 @@ use crate::seckill::engine::SeckillEngine;
 use crate::seckill::ratelimit::IDLE_BUCKET_TTL;
 use crate::state::AppState;
 use crate::storefront::cache::ProductCache;
-use crate::{account, blacklist, db, demo, order, routes, telemetry};
+use crate::{account, blacklist, db, demo, order, payment, routes, telemetry};
 
 /// A bound, not yet running server and the state behind it.
 pub struct Application {
@@ -106,6 +106,8 @@ fn start_background_tasks(state: &AppState) {
     actix_web::rt::spawn(state.blacklist.clone().refresh_periodically(every));
     let sweep_every = Duration::from_millis(state.settings.orders.sweep_interval_ms);
     actix_web::rt::spawn(order::service::run_sweepers(state.clone(), sweep_every));
+    let refund_every = Duration::from_secs(state.settings.payments.refund_retry_secs.max(1));
+    actix_web::rt::spawn(payment::service::run_refund_worker(state.clone(), refund_every));
     let (engine, sessions, products) =
         (state.seckill.clone(), state.sessions.clone(), state.products.clone());
     actix_web::rt::spawn(async move {

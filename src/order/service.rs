@@ -65,6 +65,8 @@ pub struct Aftermath {
     seckill_returns: Vec<ReturnedUnits>,
     /// Products whose stock or sales count changed.
     changed_products: Vec<i64>,
+    /// Refunds decided by the step, to send through their gateways.
+    refunds: Vec<i64>,
 }
 
 impl Aftermath {
@@ -76,6 +78,9 @@ impl Aftermath {
         }
         for product_id in self.changed_products {
             state.products.invalidate(product_id).await;
+        }
+        for refund_id in self.refunds {
+            crate::payment::service::send_refund_logged(state, refund_id).await;
         }
     }
 }
@@ -128,14 +133,25 @@ pub async fn apply(
         OrderStatus::Cancelled => {
             aftermath.changed_products = restock(tx, order, step.actor_id).await?;
             if from == OrderStatus::Paid {
-                // The payments domain refunds these; until then they are on record.
-                store::record_payment_exception(
+                // Money paid through a gateway goes back through it; money
+                // that came with no gateway (the direct-pay shortcut) is
+                // put on record for an operator.
+                let refunds = crate::payment::store::refund_order_payments(
                     tx,
                     order.id,
-                    order.view.total_cents,
-                    "cancelled_after_payment",
+                    "order cancelled after payment",
                 )
                 .await?;
+                if refunds.is_empty() {
+                    store::record_payment_exception(
+                        tx,
+                        order.id,
+                        order.view.total_cents,
+                        "cancelled_after_payment",
+                    )
+                    .await?;
+                }
+                aftermath.refunds = refunds;
                 store::count_sales(tx, order.id, -1).await?;
             }
         }
@@ -262,7 +278,7 @@ pub async fn sweep(state: &AppState) -> ApiResult<()> {
         let units = store::expire_unpaid_seckill(&client, now, SWEEP_BATCH).await?;
         drop(client);
         let full = units.len() as i64 >= SWEEP_BATCH;
-        Aftermath { seckill_returns: units, changed_products: Vec::new() }.settle(state).await;
+        Aftermath { seckill_returns: units, ..Aftermath::default() }.settle(state).await;
         if !full {
             break;
         }

@@ -103,9 +103,15 @@ pub trait Gateway {
     /// Checks a callback's signature (401 `invalid_signature`) and reads it.
     fn read_callback(&self, signed: &SignedCallback<'_>, now: DateTime<Utc>) -> ApiResult<Callback>;
 
-    /// Sends `amount_cents` of a settled payment back; the gateway's refund id.
-    fn refund(&self, provider_payment_id: &str, amount_cents: i64)
-        -> impl Future<Output = ApiResult<String>>;
+    /// Sends `amount_cents` of a settled payment back; the gateway's refund
+    /// id. `key` is our idempotency key: asking again with the same key
+    /// refunds once and answers the same id.
+    fn refund(
+        &self,
+        provider_payment_id: &str,
+        amount_cents: i64,
+        key: &str,
+    ) -> impl Future<Output = ApiResult<String>>;
 }
 
 fn random_id(prefix: &str) -> String {
@@ -207,18 +213,30 @@ impl Gateway for Sandbox {
             .map_err(|err| ApiError::new(ErrorCode::InvalidBody).with_message(err.to_string()))
     }
 
-    async fn refund(&self, provider_payment_id: &str, amount_cents: i64) -> ApiResult<String> {
-        let client = self.db.get().await?;
-        let stmt = client
+    async fn refund(&self, provider_payment_id: &str, amount_cents: i64, key: &str) -> ApiResult<String> {
+        let mut client = self.db.get().await?;
+        let tx = client.transaction().await?;
+        let record = tx
+            .prepare_cached(
+                "INSERT INTO sandbox_gateway_refunds (refund_key, provider_payment_id, amount_cents)
+                 VALUES ($1, $2, $3) ON CONFLICT (refund_key) DO NOTHING",
+            )
+            .await?;
+        let refund_id = format!("sbr_{key}");
+        if tx.execute(&record, &[&key, &provider_payment_id, &amount_cents]).await? == 0 {
+            return Ok(refund_id);
+        }
+        let take = tx
             .prepare_cached(
                 "UPDATE sandbox_gateway_payments SET refunded_cents = refunded_cents + $2
                  WHERE provider_payment_id = $1 AND status = 'paid' AND refunded_cents + $2 <= amount_cents",
             )
             .await?;
-        if client.execute(&stmt, &[&provider_payment_id, &amount_cents]).await? == 0 {
+        if tx.execute(&take, &[&provider_payment_id, &amount_cents]).await? == 0 {
             return Err(ApiError::new(ErrorCode::InvalidState).with_message("the gateway refused the refund"));
         }
-        Ok(random_id("sbr"))
+        tx.commit().await?;
+        Ok(refund_id)
     }
 }
 
@@ -252,9 +270,9 @@ impl Configured {
     }
 
     /// See [`Gateway::refund`].
-    pub async fn refund(&self, provider_payment_id: &str, amount_cents: i64) -> ApiResult<String> {
+    pub async fn refund(&self, provider_payment_id: &str, amount_cents: i64, key: &str) -> ApiResult<String> {
         match self {
-            Self::Sandbox(gateway) => gateway.refund(provider_payment_id, amount_cents).await,
+            Self::Sandbox(gateway) => gateway.refund(provider_payment_id, amount_cents, key).await,
         }
     }
 }

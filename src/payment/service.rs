@@ -9,7 +9,7 @@ use deadpool_postgres::Pool;
 use rand::Rng;
 use serde_json::json;
 
-use super::gateway::{Configured, Gateways, Outcome, ProviderName, SignedCallback};
+use super::gateway::{Gateways, Outcome, ProviderName, SignedCallback};
 use super::store::{self, NewPayment, PaymentRow};
 use crate::config::PaymentSettings;
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -79,9 +79,16 @@ pub async fn start(
     if order.view.pay_before.is_some_and(|deadline| deadline <= state.clock.now()) {
         return Err(ErrorCode::OrderExpired.into());
     }
+    if order.view.total_cents <= 0 {
+        return Err(ApiError::new(ErrorCode::InvalidState).with_message("the order has nothing to pay"));
+    }
     let payment_no = new_payment_no();
     let collection = gateway.collect(&payment_no, order.view.total_cents, &order.view.currency).await?;
-    let pay_url = format!("{}{}", state.payments.base_url(), collection.pay_url);
+    let pay_url = if collection.pay_url.starts_with('/') {
+        format!("{}{}", state.payments.base_url(), collection.pay_url)
+    } else {
+        collection.pay_url
+    };
     let client = state.db.get().await?;
     let new = NewPayment {
         payment_no: &payment_no,
@@ -139,15 +146,16 @@ pub async fn apply_callback(
         return Ok(CallbackEffect::Duplicate);
     }
     if payment.view.status != "pending" {
-        store::log_event(
-            &tx,
-            payment.id,
-            "callback_rejected",
-            &json!({"reason": "already settled", "callback": detail}),
-        )
-        .await?;
+        if callback.outcome == Outcome::Failed {
+            return Ok(CallbackEffect::Duplicate);
+        }
+        // Money for a payment already settled (charged twice, or paid after
+        // a decline): keep nothing that cannot be applied.
+        let refund_id =
+            owe_refund(&tx, &payment, callback.amount_cents, "second settlement", &detail).await?;
         tx.commit().await?;
-        return Ok(CallbackEffect::Duplicate);
+        send_refund_logged(state, refund_id).await;
+        return Ok(CallbackEffect::Refunded);
     }
     if callback.outcome == Outcome::Failed {
         store::settle(&tx, payment.id, "failed", Some(&callback.txn_id), callback.occurred_at, &detail)
@@ -156,6 +164,8 @@ pub async fn apply_callback(
         return Ok(CallbackEffect::Failed);
     }
     if callback.amount_cents != payment.view.amount_cents || callback.currency != payment.view.currency {
+        // Refused, but the money the gateway took goes back; the txn is
+        // stamped so the gateway's retries are duplicates.
         tracing::warn!(payment_no = %payment.view.payment_no, "payment callback refused: amount or currency mismatch");
         store::log_event(
             &tx,
@@ -164,7 +174,11 @@ pub async fn apply_callback(
             &json!({"reason": "amount_mismatch", "callback": detail}),
         )
         .await?;
+        store::settle(&tx, payment.id, "failed", Some(&callback.txn_id), callback.occurred_at, &detail)
+            .await?;
+        let refund_id = owe_refund(&tx, &payment, callback.amount_cents, "amount_mismatch", &detail).await?;
         tx.commit().await?;
+        send_refund_logged(state, refund_id).await;
         return Err(ErrorCode::AmountMismatch.into());
     }
     store::settle(&tx, payment.id, "succeeded", Some(&callback.txn_id), callback.occurred_at, &detail)
@@ -181,14 +195,28 @@ pub async fn apply_callback(
         }
         Err(err) if not_payable(err.code()) => {
             let reason = format!("order not payable: {}", err.code().as_str());
-            let refund_id = store::insert_refund(&tx, payment.id, payment.view.amount_cents, &reason).await?;
-            store::log_event(&tx, payment.id, "refund_requested", &json!({"reason": reason})).await?;
+            let refund_id = owe_refund(&tx, &payment, payment.view.amount_cents, &reason, &detail).await?;
             tx.commit().await?;
-            refund_now(state, gateway, &payment, refund_id).await;
+            send_refund_logged(state, refund_id).await;
             Ok(CallbackEffect::Refunded)
         }
         Err(err) => Err(err),
     }
+}
+
+/// Records a refund owed on `payment` with its event, in the caller's
+/// transaction; the refund worker (or the caller, after commit) sends it.
+async fn owe_refund(
+    tx: &impl deadpool_postgres::GenericClient,
+    payment: &PaymentRow,
+    amount_cents: i64,
+    reason: &str,
+    callback: &serde_json::Value,
+) -> ApiResult<i64> {
+    let refund_id = store::insert_refund(tx, payment.id, amount_cents, reason).await?;
+    store::log_event(tx, payment.id, "refund_requested", &json!({"reason": reason, "callback": callback}))
+        .await?;
+    Ok(refund_id)
 }
 
 /// Whether a refused Pay step means the money must go back.
@@ -204,38 +232,69 @@ fn not_payable(code: ErrorCode) -> bool {
     )
 }
 
-/// Sends a recorded refund through the gateway and records the result.
-/// A refund the gateway refuses stays `failed` in the books (and logged)
-/// for an operator; the payment keeps its money-received status.
-async fn refund_now(state: &AppState, gateway: &Configured, payment: &PaymentRow, refund_id: i64) {
-    let result = gateway.refund(&payment.provider_payment_id, payment.view.amount_cents).await;
-    let recorded = async {
-        let client = state.db.get().await?;
-        match &result {
-            Ok(provider_refund_id) => {
-                store::finish_refund(&client, refund_id, Some(provider_refund_id)).await?;
-                let detail =
-                    json!({"refund_id": provider_refund_id, "amount_cents": payment.view.amount_cents});
-                store::settle(&client, payment.id, "refunded", None, state.clock.now(), &detail).await?;
-            }
-            Err(err) => {
-                store::finish_refund(&client, refund_id, None).await?;
-                store::log_event(
-                    &client,
-                    payment.id,
-                    "refund_failed",
-                    &json!({"error": err.code().as_str()}),
-                )
-                .await?;
+/// Sends refund `refund_id` through its gateway unless it is sent already
+/// or being sent: the gateway's answer and our books change in one
+/// transaction, and the refund's id is the gateway's idempotency key, so a
+/// retry after a crash never refunds twice. A refused refund stays
+/// `failed` (logged on the payment) for the worker to retry.
+pub async fn send_refund(state: &AppState, refund_id: i64) -> ApiResult<()> {
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    let Some(refund) = store::lock_unsent_refund(&tx, refund_id).await? else { return Ok(()) };
+    let provider = ProviderName::parse(&refund.provider)
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown provider {}", refund.provider)))?;
+    let gateway = state.payments.gateways.get(provider)?;
+    let key = format!("refund-{}", refund.id);
+    match gateway.refund(&refund.provider_payment_id, refund.amount_cents, &key).await {
+        Ok(provider_refund_id) => {
+            store::finish_refund(&tx, refund.id, Some(&provider_refund_id)).await?;
+            let detail = json!({"refund_id": provider_refund_id, "amount_cents": refund.amount_cents});
+            if store::refunded_total(&tx, refund.payment_id).await? >= refund.payment_amount_cents {
+                store::settle(&tx, refund.payment_id, "refunded", None, state.clock.now(), &detail).await?;
+            } else {
+                store::log_event(&tx, refund.payment_id, "refunded", &detail).await?;
             }
         }
-        Ok::<_, ApiError>(())
+        Err(err) => {
+            tracing::warn!(refund_id, error = %err, "the gateway refused a refund; it will be retried");
+            store::finish_refund(&tx, refund.id, None).await?;
+            store::log_event(&tx, refund.payment_id, "refund_failed", &json!({"error": err.code().as_str()}))
+                .await?;
+        }
     }
-    .await;
-    if let Err(err) = &result {
-        tracing::warn!(payment_no = %payment.view.payment_no, error = %err, "the gateway refused a refund");
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`send_refund`] right after the decision: a failure is logged and left
+/// to the refund worker, never turned into an error for the caller.
+pub async fn send_refund_logged(state: &AppState, refund_id: i64) {
+    if let Err(err) = send_refund(state, refund_id).await {
+        tracing::warn!(refund_id, error = %err, "refund not sent yet; the refund worker will retry");
     }
-    if let Err(err) = recorded {
-        tracing::warn!(payment_no = %payment.view.payment_no, error = %err, "a refund's outcome was not recorded");
+}
+
+/// Sends every refund not yet taken by its gateway, every `interval`,
+/// forever: refunds whose first attempt failed, or whose node stopped
+/// between deciding and sending them.
+pub async fn run_refund_worker(state: AppState, interval: std::time::Duration) {
+    const BATCH: i64 = 100;
+    loop {
+        tokio::time::sleep(interval).await;
+        let due = match state.db.get().await {
+            Ok(client) => store::unsent_refunds(&client, interval.as_secs_f64(), BATCH).await,
+            Err(err) => {
+                tracing::warn!(error = %err, "refund worker: no database connection");
+                continue;
+            }
+        };
+        match due {
+            Ok(ids) => {
+                for refund_id in ids {
+                    send_refund_logged(&state, refund_id).await;
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "refund worker: cannot list refunds"),
+        }
     }
 }

@@ -245,7 +245,100 @@ pub async fn insert_refund(
     client.query_one(&stmt, &[&payment_id, &amount_cents, &reason]).await?.try_get(0)
 }
 
-/// Marks a refund done (with the gateway's id) or failed.
+/// A refund not yet taken by the gateway, with what sending it needs.
+pub struct UnsentRefund {
+    pub id: i64,
+    pub amount_cents: i64,
+    pub payment_id: i64,
+    pub payment_amount_cents: i64,
+    pub provider: String,
+    pub provider_payment_id: String,
+}
+
+/// Locks refund `id` if it is still unsent and nobody else is sending it.
+pub async fn lock_unsent_refund(
+    client: &impl GenericClient,
+    id: i64,
+) -> Result<Option<UnsentRefund>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT r.id, r.amount_cents, r.payment_id, p.amount_cents AS payment_amount_cents, p.provider,
+                    p.provider_payment_id
+             FROM refunds r JOIN payments p ON p.id = r.payment_id
+             WHERE r.id = $1 AND r.status <> 'succeeded' FOR UPDATE OF r SKIP LOCKED",
+        )
+        .await?;
+    client
+        .query_opt(&stmt, &[&id])
+        .await?
+        .map(|row| {
+            Ok(UnsentRefund {
+                id: row.try_get("id")?,
+                amount_cents: row.try_get("amount_cents")?,
+                payment_id: row.try_get("payment_id")?,
+                payment_amount_cents: row.try_get("payment_amount_cents")?,
+                provider: row.try_get("provider")?,
+                provider_payment_id: row.try_get("provider_payment_id")?,
+            })
+        })
+        .transpose()
+}
+
+/// Refunds still to send, least recently tried first, not tried within
+/// `backoff_secs`.
+pub async fn unsent_refunds(
+    client: &impl GenericClient,
+    backoff_secs: f64,
+    limit: i64,
+) -> Result<Vec<i64>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT id FROM refunds WHERE status <> 'succeeded' AND updated_at <= now() - make_interval(secs => $1)
+             ORDER BY updated_at LIMIT $2",
+        )
+        .await?;
+    client.query(&stmt, &[&backoff_secs, &limit]).await?.iter().map(|row| row.try_get(0)).collect()
+}
+
+/// Units of money already refunded on a payment.
+pub async fn refunded_total(
+    client: &impl GenericClient,
+    payment_id: i64,
+) -> Result<i64, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT COALESCE(sum(amount_cents), 0)::int8 FROM refunds WHERE payment_id = $1 AND status = 'succeeded'",
+        )
+        .await?;
+    client.query_one(&stmt, &[&payment_id]).await?.try_get(0)
+}
+
+/// Records a full refund of every succeeded payment of an order (a paid
+/// order was cancelled), each with its `refund_requested` event; the
+/// refunds' ids (none when the order was paid without a gateway).
+pub async fn refund_order_payments(
+    client: &impl GenericClient,
+    order_id: i64,
+    reason: &str,
+) -> Result<Vec<i64>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "WITH r AS (
+                 INSERT INTO refunds (payment_id, amount_cents, reason, status)
+                 SELECT id, amount_cents, $2, 'pending' FROM payments WHERE order_id = $1 AND status = 'succeeded'
+                 RETURNING id, payment_id
+             ), e AS (
+                 INSERT INTO payment_events (payment_id, kind, detail)
+                 SELECT payment_id, 'refund_requested', jsonb_build_object('reason', $2::text) FROM r
+             )
+             SELECT id FROM r",
+        )
+        .await?;
+    client.query(&stmt, &[&order_id, &reason]).await?.iter().map(|row| row.try_get(0)).collect()
+}
+
+/// Marks a refund done (with the gateway's id) or failed once more (to be
+/// retried).
 pub async fn finish_refund(
     client: &impl GenericClient,
     refund_id: i64,
@@ -254,7 +347,7 @@ pub async fn finish_refund(
     let stmt = client
         .prepare_cached(
             "UPDATE refunds SET status = CASE WHEN $2::text IS NULL THEN 'failed' ELSE 'succeeded' END,
-                 provider_refund_id = $2, updated_at = now()
+                 provider_refund_id = $2, attempts = attempts + 1, updated_at = now()
              WHERE id = $1",
         )
         .await?;

@@ -133,13 +133,19 @@ async fn forged_stale_and_mismatched_callbacks_change_nothing() {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("amount_mismatch"))
     );
 
+    // The mismatched money is not applied: the attempt fails, what the gateway
+    // took is owed back, and the order still waits for a proper payment.
     let now = payment(&app, &token, started["payment_no"].as_str().unwrap()).await;
-    assert_eq!(now["status"], "pending");
-    assert_eq!(now["events"].as_array().unwrap().last().unwrap()["kind"], "callback_rejected");
-    assert_eq!(
-        app.call("GET", &format!("/api/orders/{no}"), Some(&token), None).await.body["status"],
-        "pending_payment"
-    );
+    assert_eq!(now["status"], "failed");
+    let kinds: Vec<&str> =
+        now["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(&kinds[..4], ["created", "callback_rejected", "failed", "refund_requested"]);
+    assert_eq!(app.count("refunds WHERE amount_cents = 1").await, 1);
+    let status =
+        app.call("GET", &format!("/api/orders/{no}"), Some(&token), None).await.body["status"].clone();
+    assert_eq!(status, "pending_payment");
+    let reply = callback(&app, &cheap, &secret, Utc::now().timestamp()).await;
+    assert_eq!(reply.body["effect"], "duplicate", "the gateway's retry changes nothing");
     let metrics = app.call_raw("GET", "/metrics", None, "text/plain", "").await;
     assert_eq!(metrics.status, StatusCode::OK);
 }
@@ -179,6 +185,19 @@ async fn money_for_an_expired_or_already_paid_order_is_refunded_and_never_resurr
     // A new attempt on the cancelled order is refused up front.
     let reply = start(&app, &token, &late).await;
     assert_eq!((reply.status, reply.code()), (StatusCode::CONFLICT, "order_cancelled"));
+
+    // A paid order the merchant cancels gets its money back through the gateway.
+    let cancelled = order_no(&buy_now(&app, &token, address, shop.skus[2], 1).await).await;
+    let paid = start(&app, &token, &cancelled).await.body;
+    assert_eq!(shopper_pays(&app, &paid, true).await, 200);
+    let path = format!("/api/merchant/shops/{}/orders/{cancelled}/cancel", shop.shop_id);
+    let reply = app
+        .call("POST", &path, Some(&shop.owner), Some(json!({"reason": "out of stock in the warehouse"})))
+        .await;
+    assert_eq!(reply.body["status"], "cancelled", "{:?}", reply.body);
+    assert_eq!(payment(&app, &token, paid["payment_no"].as_str().unwrap()).await["status"], "refunded");
+    assert_eq!(gateway_row(&app, &provider_id(&paid)).await.1, 1999);
+    assert_eq!(app.count("payment_exceptions").await, 0, "gateway money goes back through the gateway");
 }
 
 #[actix_web::test]
