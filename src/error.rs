@@ -88,6 +88,7 @@ error_codes! {
     CartFull             => (409, "cart_full", "the cart holds the most lines allowed"),
     LineQuantityLimit    => (409, "line_quantity_limit", "a cart line cannot hold that many units"),
     AddressBookFull      => (409, "address_book_full", "the address book holds the most addresses allowed"),
+    PayAccountsFull      => (409, "pay_accounts_full", "the most payment accounts allowed are saved"),
     Ended                => (410, "ended", "the sale has ended"),
     RateLimited          => (429, "rate_limited", "too many requests; slow down"),
     Overloaded           => (503, "overloaded", "the service is overloaded; retry shortly"),

@@ -16,7 +16,8 @@
 //! - [`audit`]: the log of admin actions; [`page`]: shared pagination.
 //! - [`seckill`], [`order`]: the flash-sale engine and its orders.
 //! - [`cart`]: shopping carts, one actor per active shopper;
-//!   [`address`]: the shopper's address book.
+//!   [`address`]: the shopper's address book; [`pay_account`]: saved
+//!   payment accounts (masked numbers, hashed payment passwords).
 //! - [`inventory`]: the stock ledger; stock moves only with a movement row.
 //! - [`payment`]: gateways (a working sandbox), signed callbacks, refunds.
 //! - [`product`]: products with specs and SKUs, and their review.
@@ -49,6 +50,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod order;
 pub mod page;
+pub mod pay_account;
 pub mod payment;
 pub mod product;
 pub mod rbac;

@@ -6,8 +6,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    account, address, admin, audit, blacklist, cart, category, error, inventory, menu, order, payment,
-    product, rbac, seckill, shop, storefront, system,
+    account, address, admin, audit, blacklist, cart, category, error, inventory, menu, order, pay_account,
+    payment, product, rbac, seckill, shop, storefront, system,
 };
 
 /// The API document.
@@ -54,6 +54,8 @@ use crate::{
         address::handlers::list_addresses, address::handlers::create_address,
         address::handlers::update_address, address::handlers::delete_address,
         address::handlers::set_default_address,
+        pay_account::handlers::list_pay_accounts, pay_account::handlers::create_pay_account,
+        pay_account::handlers::delete_pay_account, pay_account::handlers::set_payment_password,
         shop::handlers::apply_for_shop, shop::handlers::my_shops, shop::handlers::accept_invitation,
         shop::handlers::decline_invitation, shop::handlers::shop_page, shop::handlers::get_own_shop,
         shop::handlers::update_own_shop, shop::handlers::list_staff, shop::handlers::invite_staff,

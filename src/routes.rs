@@ -5,8 +5,8 @@ use actix_web::web;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::{
-    account, address, admin, audit, blacklist, cart, category, inventory, menu, openapi, order, payment,
-    product, rbac, seckill, shop, storefront, system,
+    account, address, admin, audit, blacklist, cart, category, inventory, menu, openapi, order, pay_account,
+    payment, product, rbac, seckill, shop, storefront, system,
 };
 
 /// Prefix of the platform administration API.
@@ -28,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     payment::handlers::configure(cfg);
     cart::handlers::configure(cfg);
     address::handlers::configure(cfg);
+    pay_account::handlers::configure(cfg);
     shop::handlers::configure(cfg);
     cfg.service(
         web::scope(shop::handlers::MERCHANT_SCOPE)

@@ -3,12 +3,12 @@
 use chrono::Utc;
 use deadpool_postgres::{GenericClient, Pool};
 use rand::RngCore;
-use redis::AsyncCommands;
 use serde_json::json;
 
 use super::store::{self, InsertUserError, ProfilePatch, UserRow};
 use crate::auth::password;
 use crate::auth::session::{token_id, NewSession};
+use crate::auth::throttle::{self, FailureLimit};
 use crate::auth::Principal;
 use crate::config::AuthSettings;
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -225,16 +225,9 @@ pub async fn login(state: &AppState, attempt: LoginAttempt<'_>) -> ApiResult<(Ne
     let auth = &state.settings.auth;
     let ip_key = state.kv.key(format_args!("login_fail:ip:{}", attempt.ip));
     let account_key = state.kv.key(format_args!("login_fail:account:{}", attempt.login.to_lowercase()));
-    let mut conn = state.kv.conn();
-    let (ip_failures, account_failures): (Option<u32>, Option<u32>) =
-        redis::pipe().get(&ip_key).get(&account_key).query_async(&mut conn).await?;
-    if ip_failures.unwrap_or(0) >= auth.login_max_failures
-        || account_failures.unwrap_or(0) >= auth.login_max_failures
-    {
-        return Err(ApiError::new(ErrorCode::RateLimited)
-            .with_message("too many failed logins; try again later")
-            .retry_after(auth.login_failure_window_secs));
-    }
+    let keys = [ip_key.as_str(), account_key.as_str()];
+    let limit = FailureLimit::login(auth);
+    limit.check(&state.kv, &keys, "too many failed logins; try again later").await?;
     let credentials = {
         let client = state.db.get().await?;
         store::find_credentials(&client, attempt.login).await?
@@ -247,14 +240,7 @@ pub async fn login(state: &AppState, attempt: LoginAttempt<'_>) -> ApiResult<(Ne
         }
     };
     let Some(credentials) = credentials.filter(|_| verified) else {
-        let window = i64::try_from(auth.login_failure_window_secs).unwrap_or(i64::MAX);
-        redis::pipe()
-            .incr(&ip_key, 1)
-            .expire(&ip_key, window)
-            .incr(&account_key, 1)
-            .expire(&account_key, window)
-            .query_async::<()>(&mut conn)
-            .await?;
+        limit.record_failure(&state.kv, &keys).await?;
         return Err(ErrorCode::InvalidCredentials.into());
     };
     if credentials.status == "frozen" {
@@ -263,7 +249,7 @@ pub async fn login(state: &AppState, attempt: LoginAttempt<'_>) -> ApiResult<(Ne
     if state.blacklist.account_blocked(credentials.id) {
         return Err(ErrorCode::Blacklisted.into());
     }
-    let _: () = conn.del(&account_key).await?;
+    throttle::clear(&state.kv, &account_key).await?;
     let session = state.sessions.create(credentials.id, &attempt.ip, attempt.user_agent).await?;
     Ok((session, credentials.id))
 }

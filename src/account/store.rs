@@ -167,6 +167,16 @@ pub async fn find_principal(
     }))
 }
 
+/// Locks a user's row until the end of the transaction, so changes to
+/// what the user owns under a per-user limit (addresses, saved payment
+/// accounts) never race. `FOR NO KEY UPDATE` leaves rows that merely
+/// reference the user (carts, orders) unblocked.
+pub async fn lock_user(client: &impl GenericClient, user_id: i64) -> Result<(), tokio_postgres::Error> {
+    let stmt = client.prepare_cached("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE").await?;
+    client.query_opt(&stmt, &[&user_id]).await?;
+    Ok(())
+}
+
 /// Finds a user id by username (case-insensitive).
 pub async fn find_id_by_username(
     client: &impl GenericClient,

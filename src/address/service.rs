@@ -7,6 +7,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::store::{self, AddressFields, AddressRow};
+use crate::account;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
 use crate::validate::{self, Validator};
@@ -78,7 +79,7 @@ pub async fn create(state: &AppState, user_id: i64, input: &AddressInput) -> Api
     let fields = input.validated()?;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    store::lock_book(&tx, user_id).await?;
+    account::store::lock_user(&tx, user_id).await?;
     let count = store::count_for_user(&tx, user_id).await?;
     if count >= MAX_ADDRESSES {
         return Err(ApiError::new(ErrorCode::AddressBookFull)
@@ -103,7 +104,7 @@ pub async fn update(
     let fields = input.validated()?;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    store::lock_book(&tx, user_id).await?;
+    account::store::lock_user(&tx, user_id).await?;
     let current = store::find_for_user(&tx, user_id, address_id).await?.ok_or_else(not_found)?;
     let is_default = match (current.is_default, input.is_default) {
         (true, Some(false)) => {
@@ -125,7 +126,7 @@ pub async fn update(
 pub async fn make_default(state: &AppState, user_id: i64, address_id: i64) -> ApiResult<AddressRow> {
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    store::lock_book(&tx, user_id).await?;
+    account::store::lock_user(&tx, user_id).await?;
     let current = store::find_for_user(&tx, user_id, address_id).await?.ok_or_else(not_found)?;
     if current.is_default {
         return Ok(current);
@@ -141,7 +142,7 @@ pub async fn make_default(state: &AppState, user_id: i64, address_id: i64) -> Ap
 pub async fn delete(state: &AppState, user_id: i64, address_id: i64) -> ApiResult<()> {
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    store::lock_book(&tx, user_id).await?;
+    account::store::lock_user(&tx, user_id).await?;
     let deleted = store::delete(&tx, user_id, address_id).await?.ok_or_else(not_found)?;
     if deleted.is_default {
         store::promote_newest(&tx, user_id).await?;

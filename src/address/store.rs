@@ -1,6 +1,7 @@
 //! SQL of the address book. Every change runs in a transaction that first
-//! locks the owner's book ([`lock_book`]), and clears the old default
-//! before setting a new one, so the one-default index is never violated.
+//! locks the owner ([`crate::account::store::lock_user`]), and clears the
+//! old default before setting a new one, so the one-default index is never
+//! violated.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -50,16 +51,6 @@ pub struct AddressFields<'a> {
     pub region: &'a str,
     pub detail: &'a str,
     pub postal_code: Option<&'a str>,
-}
-
-/// Locks `user_id`'s address book until the end of the transaction, so
-/// its changes (the count limit, the default) never race. `FOR NO KEY
-/// UPDATE` leaves rows that merely reference the user (carts, orders)
-/// unblocked.
-pub async fn lock_book(client: &impl GenericClient, user_id: i64) -> Result<(), tokio_postgres::Error> {
-    let stmt = client.prepare_cached("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE").await?;
-    client.query_opt(&stmt, &[&user_id]).await?;
-    Ok(())
 }
 
 /// A user's addresses, the default first, then newest first.

@@ -6,11 +6,13 @@
 //! - [`extract`]: the typed extractors that put each endpoint's access rule
 //!   in its signature: `AuthUser`, `Require<perm::X>`.
 //! - [`perm`]: every permission name, once.
+//! - [`throttle`]: Redis failure counters for typed secrets (logins, PINs).
 
 pub mod extract;
 pub mod password;
 pub mod perm;
 pub mod session;
+pub mod throttle;
 
 pub use extract::{AuthUser, ClientIp, Require};
 pub use session::Principal;

@@ -15,6 +15,7 @@ mod demo;
 mod helpers;
 mod menu;
 mod order;
+mod pay_account;
 mod payment;
 mod product;
 mod profile;
