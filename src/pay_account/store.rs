@@ -128,3 +128,15 @@ pub async fn set_payment_password_hash(
         .await?;
     Ok(client.execute(&stmt, &[&account_id, &user_id, &payment_password_hash]).await? > 0)
 }
+
+/// The provider of one of a user's saved accounts; `None` if it is not the user's.
+pub async fn provider_of(
+    client: &impl GenericClient,
+    user_id: i64,
+    account_id: i64,
+) -> Result<Option<String>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached("SELECT provider FROM user_pay_accounts WHERE id = $1 AND user_id = $2")
+        .await?;
+    client.query_opt(&stmt, &[&account_id, &user_id]).await?.map(|row| row.try_get(0)).transpose()
+}

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::gateway::{ProviderName, SignedCallback};
-use super::service::{self, CallbackEffect};
+use super::service::{self, CallbackEffect, SavedAccount};
 use super::store::{self, PaymentEvent, PaymentFilter, PaymentRow, PaymentView};
 use crate::auth::{perm, AuthUser, Require};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
@@ -33,6 +33,10 @@ pub fn configure_system(cfg: &mut web::ServiceConfig) {
 #[serde(deny_unknown_fields)]
 pub struct StartPaymentBody {
     pub provider: ProviderName,
+    /// Pay from this saved account (of the same provider)...
+    pub pay_account_id: Option<i64>,
+    /// ...unlocked by its six-digit payment password.
+    pub payment_password: Option<String>,
 }
 
 /// Opens a payment of one of the caller's orders at a gateway; the shopper
@@ -42,8 +46,11 @@ pub struct StartPaymentBody {
     (status = 201, body = PaymentView),
     (status = 401, body = ErrorBody),
     (status = 404, body = ErrorBody),
+    (status = 403, description = "`wrong_password` (the saved account's payment password)", body = ErrorBody),
     (status = 409, description = "`order_expired` or a code naming the order's state", body = ErrorBody),
-    (status = 422, description = "`provider_unavailable` or `invalid_body`", body = ErrorBody)))]
+    (status = 422, description = "`provider_unavailable`, `validation_failed` (pay_account_id, payment_password) \
+        or `invalid_body`", body = ErrorBody),
+    (status = 429, description = "`rate_limited`: too many wrong payment passwords", body = ErrorBody)))]
 #[post("/api/orders/{order_no}/payments")]
 pub async fn start_payment(
     state: web::Data<AppState>,
@@ -51,7 +58,14 @@ pub async fn start_payment(
     order_no: web::Path<String>,
     body: web::Json<StartPaymentBody>,
 ) -> ApiResult<HttpResponse> {
-    let payment = service::start(&state, user.user_id, &order_no, body.provider).await?;
+    let StartPaymentBody { provider, pay_account_id, payment_password } = body.into_inner();
+    let saved = match (pay_account_id, payment_password) {
+        (Some(account_id), Some(payment_password)) => Some(SavedAccount { account_id, payment_password }),
+        (None, None) => None,
+        (Some(_), None) => return Err(ApiError::invalid_field("payment_password", "required")),
+        (None, Some(_)) => return Err(ApiError::invalid_field("pay_account_id", "required")),
+    };
+    let payment = service::start(&state, user.user_id, &order_no, provider, saved).await?;
     Ok(HttpResponse::Created().json(payment.view))
 }
 

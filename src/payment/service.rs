@@ -63,16 +63,46 @@ fn new_payment_no() -> String {
     format!("P{}{random:014}", Utc::now().format("%y%m%d"))
 }
 
-/// Opens a payment of one of the shopper's orders at `provider`: the order
-/// must be waiting for payment inside its window. Each call is a new
-/// attempt with its own record.
+/// A saved account to pay with, unlocked by its payment password.
+pub struct SavedAccount {
+    pub account_id: i64,
+    pub payment_password: String,
+}
+
+/// Opens a payment of one of the shopper's orders at `provider`, from a
+/// saved account of that provider when one is given (its payment password
+/// checked first): the order must be waiting for payment inside its
+/// window. Each call is a new attempt with its own record.
 pub async fn start(
     state: &AppState,
     user_id: i64,
     order_no: &str,
     provider: ProviderName,
+    saved: Option<SavedAccount>,
 ) -> ApiResult<PaymentRow> {
     let gateway = state.payments.gateways.get(provider)?;
+    if let Some(saved) = saved {
+        let client = state.db.get().await?;
+        let saved_provider =
+            crate::pay_account::store::provider_of(&client, user_id, saved.account_id).await?;
+        drop(client);
+        match saved_provider {
+            None => return Err(ApiError::invalid_field("pay_account_id", "not_found")),
+            Some(name) if name != provider.as_str() => {
+                return Err(ApiError::invalid_field("pay_account_id", "other_provider"));
+            }
+            Some(_) => {
+                let password = saved.payment_password;
+                crate::pay_account::service::verify_payment_password(
+                    state,
+                    user_id,
+                    saved.account_id,
+                    password,
+                )
+                .await?;
+            }
+        }
+    }
     let order = orders::own_order(state, user_id, order_no).await?;
     let status = OrderStatus::parse(&order.view.status).unwrap_or(OrderStatus::Cancelled);
     lifecycle::next(status, OrderEvent::Pay)?;

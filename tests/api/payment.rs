@@ -274,3 +274,52 @@ async fn flash_sale_orders_pay_through_the_same_gateway() {
         "paid"
     );
 }
+
+#[actix_web::test]
+async fn paying_from_a_saved_account_needs_its_payment_password() {
+    let app = spawn_with_admin().await;
+    let shop = shop_with_stock(&app, "kim", "Kim Kites", 5).await;
+    let (token, address) = shopper(&app, "leo").await;
+    let save = |provider: &str, number: &str| json!({"provider": provider, "holder_name": "Leo", "account_number": number, "payment_password": "123456"});
+    let card = app
+        .call("POST", "/api/me/pay-accounts", Some(&token), Some(save("sandbox", "4242 4242 4242 4242")))
+        .await;
+    assert_eq!(card.status, StatusCode::CREATED, "{:?}", card.body);
+    let card_id = card.body["id"].as_i64().unwrap();
+    let alipay =
+        app.call("POST", "/api/me/pay-accounts", Some(&token), Some(save("alipay", "13800000000"))).await;
+    let alipay_id = alipay.body["id"].as_i64().unwrap();
+    let no = order_no(&buy_now(&app, &token, address, shop.skus[0], 1).await).await;
+    let path = format!("/api/orders/{no}/payments");
+    let pay = |account: i64, pin: &str| json!({"provider": "sandbox", "pay_account_id": account, "payment_password": pin});
+
+    let reply = app.call("POST", &path, Some(&token), Some(pay(card_id, "000000"))).await;
+    assert_eq!((reply.status, reply.code()), (StatusCode::FORBIDDEN, "wrong_password"));
+    let reply = app.call("POST", &path, Some(&token), Some(pay(alipay_id, "123456"))).await;
+    assert_eq!(reply.body["details"][0], json!({"field": "pay_account_id", "problem": "other_provider"}));
+    let (stranger, _) = shopper(&app, "mia").await;
+    let stranger_order =
+        order_no(&buy_now(&app, &stranger, address_of(&app, &stranger).await, shop.skus[1], 1).await).await;
+    let reply = app
+        .call(
+            "POST",
+            &format!("/api/orders/{stranger_order}/payments"),
+            Some(&stranger),
+            Some(pay(card_id, "123456")),
+        )
+        .await;
+    assert_eq!(reply.body["details"][0], json!({"field": "pay_account_id", "problem": "not_found"}));
+    let reply = app
+        .call("POST", &path, Some(&token), Some(json!({"provider": "sandbox", "pay_account_id": card_id})))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.count("payments").await, 0);
+
+    let reply = app.call("POST", &path, Some(&token), Some(pay(card_id, "123456"))).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    assert_eq!(shopper_pays(&app, &reply.body, true).await, 200);
+}
+
+async fn address_of(app: &TestApp, token: &str) -> i64 {
+    app.call("GET", "/api/addresses", Some(token), None).await.body[0]["id"].as_i64().unwrap()
+}
