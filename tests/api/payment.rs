@@ -323,3 +323,45 @@ async fn paying_from_a_saved_account_needs_its_payment_password() {
 async fn address_of(app: &TestApp, token: &str) -> i64 {
     app.call("GET", "/api/addresses", Some(token), None).await.body[0]["id"].as_i64().unwrap()
 }
+
+#[actix_web::test]
+async fn a_refund_left_unsent_is_sent_by_the_worker_exactly_once() {
+    let (mut settings, db_name) = crate::helpers::fresh_settings().await;
+    settings.payments.refund_retry_secs = 1;
+    let app = crate::helpers::spawn_app_with(settings, db_name).await;
+    app.admin("root").await;
+    let shop = shop_with_stock(&app, "nina", "Nina Notes", 5).await;
+    let (token, address) = shopper(&app, "omar").await;
+    let no = order_no(&buy_now(&app, &token, address, shop.skus[0], 1).await).await;
+    let paid = start(&app, &token, &no).await.body;
+    assert_eq!(shopper_pays(&app, &paid, true).await, 200);
+
+    // A node decided a refund and stopped before sending it.
+    let client = app.db.get().await.unwrap();
+    let refund_id: i64 = client
+        .query_one(
+            "INSERT INTO refunds (payment_id, amount_cents, reason, status, updated_at)
+             SELECT id, amount_cents, 'test: node stopped', 'pending', now() - interval '1 minute'
+             FROM payments WHERE payment_no = $1 RETURNING id",
+            &[&paid["payment_no"].as_str().unwrap()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let mut status = String::new();
+    for _ in 0..100 {
+        status =
+            client.query_one("SELECT status FROM refunds WHERE id = $1", &[&refund_id]).await.unwrap().get(0);
+        if status == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "succeeded");
+    assert_eq!(payment(&app, &token, paid["payment_no"].as_str().unwrap()).await["status"], "refunded");
+    // Sending it again (a second worker, a retry) refunds nothing more.
+    rs_cms::payment::service::send_refund(app.state.as_ref().unwrap(), refund_id).await.unwrap();
+    client.execute("UPDATE refunds SET status = 'failed' WHERE id = $1", &[&refund_id]).await.unwrap();
+    rs_cms::payment::service::send_refund(app.state.as_ref().unwrap(), refund_id).await.unwrap();
+    assert_eq!(gateway_row(&app, &provider_id(&paid)).await.1, 1999, "the gateway refunded once");
+}
