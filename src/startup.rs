@@ -115,6 +115,7 @@ fn start_background_tasks(state: &AppState) {
         loop {
             tick.tick().await;
             engine.limiter.sweep(std::time::Instant::now());
+            engine.prune_missing();
             sessions.prune();
             products.prune();
         }

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::{Addr, ArbiterHandle};
 use actors::gate::EventGate;
@@ -57,9 +57,20 @@ pub struct LiveEvent {
     pub rejections: Rejections,
 }
 
+/// How long an event id found missing is answered from memory: a flood of
+/// requests for bogus ids costs one query per id per second, not one each.
+/// (An event created on another node in that second reads as missing here
+/// until it passes.)
+const MISSING_TTL: Duration = Duration::from_secs(1);
+
+/// Most missing ids remembered; past it the memory is dropped and rebuilt.
+const MISSING_CAPACITY: usize = 100_000;
+
 /// The flash-sale engine of one node.
 pub struct SeckillEngine {
     events: DashMap<i64, Arc<LiveEvent>>,
+    /// Event ids recently looked up and not found, with when.
+    missing: DashMap<i64, Instant>,
     /// Serialises loading events on a registry miss, so a flood of requests
     /// for one (or a bogus) event id costs one query at a time.
     loading: tokio::sync::Mutex<()>,
@@ -93,6 +104,7 @@ impl SeckillEngine {
         );
         let engine = Arc::new(Self {
             events: DashMap::new(),
+            missing: DashMap::new(),
             loading: tokio::sync::Mutex::new(()),
             actors_home: actix::Arbiter::current(),
             writer,
@@ -144,21 +156,43 @@ impl SeckillEngine {
         if let Some(live) = self.events.get(&id) {
             return Ok(Some(live.clone()));
         }
+        if self.recently_missing(id) {
+            return Ok(None);
+        }
         let _guard = self.loading.lock().await;
         if let Some(live) = self.events.get(&id) {
             return Ok(Some(live.clone()));
         }
+        if self.recently_missing(id) {
+            return Ok(None);
+        }
         let client = self.db.get().await?;
         match store::find_event(&client, id).await? {
             Some(event) => Ok(Some(self.start_event(&client, event).await?)),
-            None => Ok(None),
+            None => {
+                if self.missing.len() >= MISSING_CAPACITY {
+                    self.missing.clear();
+                }
+                self.missing.insert(id, Instant::now());
+                Ok(None)
+            }
         }
+    }
+
+    fn recently_missing(&self, id: i64) -> bool {
+        self.missing.get(&id).is_some_and(|since| since.elapsed() < MISSING_TTL)
+    }
+
+    /// Forgets missing ids older than their time to live.
+    pub fn prune_missing(&self) {
+        self.missing.retain(|_, since| since.elapsed() < MISSING_TTL);
     }
 
     /// Registers a newly created event (unless a request already loaded it:
     /// two actors for one event would each own its whole stock).
     pub async fn add(&self, event: EventRow) -> ApiResult<Arc<LiveEvent>> {
         let _guard = self.loading.lock().await;
+        self.missing.remove(&event.id);
         if let Some(live) = self.events.get(&event.id) {
             return Ok(live.clone());
         }

@@ -441,3 +441,18 @@ async fn a_shopper_cancelling_a_flash_sale_order_gives_the_unit_back_to_the_sale
     assert!(bought, "the released unit is on sale again");
     assert_eq!(buy(&app, &first, event, None).await.code(), "sold_out");
 }
+
+#[actix_web::test]
+async fn an_event_probed_before_it_exists_is_on_sale_as_soon_as_it_is_created() {
+    let app = spawn_app().await;
+    let (_, admin) = app.admin("root").await;
+    let first = create_event(&app, &admin, event_body(5, 1, json!({}))).await;
+    let (_, shopper) = app.member("early").await;
+    // The next id is probed (and remembered as missing) before it exists.
+    for _ in 0..3 {
+        assert_eq!(buy(&app, &shopper, first + 1, None).await.status, 404);
+    }
+    let next = create_event(&app, &admin, event_body(5, 1, json!({}))).await;
+    assert_eq!(next, first + 1);
+    assert_eq!(buy(&app, &shopper, next, None).await.status, 201, "creation clears the missing mark");
+}
