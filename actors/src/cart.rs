@@ -145,6 +145,17 @@ pub struct RemoveLines {
     pub reply: CartReply,
 }
 
+/// Takes bought units off their lines (a line left with none is removed);
+/// units added meanwhile, from another tab say, stay. Refused with
+/// [`CartError::NotInCart`] when none of the lines is in the cart.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TakeUnits {
+    /// `(sku_id, units bought)`.
+    pub units: Vec<(i64, u32)>,
+    pub reply: CartReply,
+}
+
 /// Removes every line.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -251,6 +262,19 @@ impl Cart {
             return Err(CartError::NotInCart);
         }
         Ok(self.update(|line| sku_ids.contains(&line.sku_id), |line| line.quantity = 0))
+    }
+
+    fn take(&mut self, units: &[(i64, u32)]) -> Result<bool, CartError> {
+        if !units.iter().any(|(sku_id, _)| self.live(*sku_id).is_some()) {
+            return Err(CartError::NotInCart);
+        }
+        Ok(self.update(
+            |line| units.iter().any(|(sku_id, _)| *sku_id == line.sku_id),
+            |line| {
+                let bought = units.iter().filter(|(sku_id, _)| *sku_id == line.sku_id).map(|(_, n)| *n).sum();
+                line.quantity = line.quantity.saturating_sub(bought);
+            },
+        ))
     }
 
     fn select(&mut self, sku_ids: Option<&[i64]>, selected: bool) -> Result<bool, CartError> {
@@ -490,6 +514,14 @@ impl<S: CartStore> Handler<RemoveLines> for CartActor<S> {
 
     fn handle(&mut self, msg: RemoveLines, ctx: &mut Self::Context) {
         self.run(ctx, msg.reply, |cart| cart.remove(&msg.sku_ids));
+    }
+}
+
+impl<S: CartStore> Handler<TakeUnits> for CartActor<S> {
+    type Result = ();
+
+    fn handle(&mut self, msg: TakeUnits, ctx: &mut Self::Context) {
+        self.run(ctx, msg.reply, |cart| cart.take(&msg.units));
     }
 }
 

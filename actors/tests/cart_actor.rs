@@ -12,7 +12,7 @@ use actix::dev::SendError;
 use actix::{Addr, Arbiter};
 use actors::cart::{
     AddLine, CartActor, CartError, CartLimits, CartLine, CartReply, CartSnapshot, CartWrite,
-    CartWriteOutcome, ClearCart, GetCart, RemoveLines, SelectLines, SetLine,
+    CartWriteOutcome, ClearCart, GetCart, RemoveLines, SelectLines, SetLine, TakeUnits,
 };
 use actors::writer::{spawn_writer, BatchStore, WriterConfig};
 use tokio::sync::oneshot;
@@ -193,6 +193,21 @@ async fn removals_are_written_as_tombstones_and_a_line_can_come_back() {
     let stored = store.rows.lock().unwrap().get(&(USER, 1)).cloned().unwrap();
     assert_eq!(stored.quantity, 1);
     assert!(stored.version > 3);
+}
+
+#[actix::test]
+async fn checkout_takes_only_the_units_it_bought() {
+    let store = MemoryStore::default();
+    let (actor, _) = start(&store, CartSnapshot::default(), limits(10, 99), 100);
+    ask(&actor, add(1, 2)).await.unwrap();
+    ask(&actor, add(2, 1)).await.unwrap();
+    // Another tab adds one more of SKU 1 after checkout read the cart.
+    ask(&actor, add(1, 1)).await.unwrap();
+    let lines = ask(&actor, |reply| TakeUnits { units: vec![(1, 2), (2, 1), (99, 1)], reply }).await.unwrap();
+    assert_eq!(lines.iter().map(|line| (line.sku_id, line.quantity)).collect::<Vec<_>>(), [(1, 1)]);
+    assert_eq!((store.quantity(1), store.quantity(2)), (Some(1), Some(0)));
+    let none = ask(&actor, |reply| TakeUnits { units: vec![(2, 1)], reply }).await;
+    assert_eq!(none, Err(CartError::NotInCart));
 }
 
 #[actix::test]

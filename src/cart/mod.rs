@@ -6,7 +6,7 @@
 //! # Layout
 //! - [`engine`]: the registry of cart actors and their writer.
 //! - [`service`]: what may be added, the priced cart view, and the calls
-//!   checkout makes ([`service::selected_lines`], [`service::remove_lines`]).
+//!   checkout makes ([`service::selected_lines`], [`service::take_bought`]).
 //! - [`store`]: the batch upsert, loading a cart, the SKUs behind lines.
 //! - [`handlers`]: the `/api/cart` endpoints.
 

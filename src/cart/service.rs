@@ -1,12 +1,14 @@
 //! Cart rules: what may be added (a SKU on sale; members-only products for
 //! verified members), every change through the shopper's cart actor, and
 //! the priced view of the cart. Checkout uses [`selected_lines`] and
-//! [`remove_lines`].
+//! [`take_bought`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 
-use actors::cart::{AddLine, CartError, CartLine, ClearCart, GetCart, RemoveLines, SelectLines, SetLine};
+use actors::cart::{
+    AddLine, CartError, CartLine, ClearCart, GetCart, RemoveLines, SelectLines, SetLine, TakeUnits,
+};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -261,13 +263,14 @@ pub async fn selected_lines(state: &AppState, user_id: i64) -> ApiResult<Vec<(i6
         .collect())
 }
 
-/// Removes the lines `sku_ids` from `user_id`'s cart (those not in it are
-/// ignored) through the cart actor; returns once the removal is committed.
-pub async fn remove_lines(state: &AppState, user_id: i64, sku_ids: &[i64]) -> ApiResult<()> {
-    if sku_ids.is_empty() {
+/// Takes bought units off `user_id`'s cart lines (lines not in it are
+/// ignored; units added meanwhile stay) through the cart actor; returns
+/// once the change is committed.
+pub async fn take_bought(state: &AppState, user_id: i64, units: &[(i64, u32)]) -> ApiResult<()> {
+    if units.is_empty() {
         return Ok(());
     }
-    let removal = state.carts.ask(user_id, |reply| RemoveLines { sku_ids: sku_ids.to_vec(), reply }).await;
+    let removal = state.carts.ask(user_id, |reply| TakeUnits { units: units.to_vec(), reply }).await;
     match removal {
         Ok(_) => Ok(()),
         // None of them was in the cart any more.

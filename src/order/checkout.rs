@@ -132,10 +132,11 @@ pub async fn checkout(state: &AppState, shopper: &Principal, request: &CheckoutR
         state.products.invalidate(line.offer.product_id).await;
     }
     if matches!(request.source, Source::Cart) {
-        let bought: Vec<i64> = lines.iter().map(|l| l.offer.sku_id).collect();
+        let bought: Vec<(i64, u32)> =
+            lines.iter().map(|l| (l.offer.sku_id, u32::try_from(l.quantity).unwrap_or(u32::MAX))).collect();
         // The orders are committed: a cart that cannot be tidied now must not
         // turn them into an error the shopper would retry.
-        if let Err(err) = crate::cart::service::remove_lines(state, shopper.user_id, &bought).await {
+        if let Err(err) = crate::cart::service::take_bought(state, shopper.user_id, &bought).await {
             tracing::warn!(error = %err, user_id = shopper.user_id, "bought lines stay in the cart");
         }
     }

@@ -435,10 +435,15 @@ async fn checkout_reads_selected_lines_and_removes_them_through_the_actor() {
     expected.sort();
     assert_eq!(selected, expected);
 
-    // A line already gone is ignored.
-    rs_cms::cart::service::remove_lines(&state, user_id, &[red_m, blue_m, 999_999]).await.unwrap();
-    assert_eq!((stored(&app, user_id, red_m).await, stored(&app, user_id, blue_m).await), (Some(0), Some(0)));
-    rs_cms::cart::service::remove_lines(&state, user_id, &[red_m]).await.unwrap();
+    // Bought units leave their lines; what another tab added meanwhile stays,
+    // and a line not in the cart is ignored.
+    add(&app, &token, blue_m, 1).await;
+    rs_cms::cart::service::take_bought(&state, user_id, &[(red_m, 2), (blue_m, 4), (999_999, 1)])
+        .await
+        .unwrap();
+    assert_eq!((stored(&app, user_id, red_m).await, stored(&app, user_id, blue_m).await), (Some(0), Some(1)));
+    app.call("DELETE", &format!("/api/cart/lines/{blue_m}"), Some(&token), None).await;
+    rs_cms::cart::service::take_bought(&state, user_id, &[(red_m, 1)]).await.unwrap();
     let body = cart(&app, &token).await;
     assert_eq!((body["line_count"].clone(), line(&body, red_l)["quantity"].clone()), (json!(1), json!(1)));
     assert!(rs_cms::cart::service::selected_lines(&state, user_id).await.unwrap().is_empty());
