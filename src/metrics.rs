@@ -45,6 +45,8 @@ pub struct Metrics {
     pub cart_writer_queue_depth: IntGauge,
     /// Cart actors registered on this node.
     pub cart_actors: IntGauge,
+    /// Flash-sale events with a stock actor on this node.
+    pub seckill_live_events: IntGauge,
     /// Gateway callbacks and carrier webhooks refused for a bad or stale
     /// signature (a spike means forgery attempts or a wrong secret).
     pub callbacks_refused: IntCounter,
@@ -77,6 +79,9 @@ impl Metrics {
         let cart_writer_queue_depth =
             IntGauge::new("cart_writer_queue_depth", "Cart changes waiting for the writer")?;
         let cart_actors = IntGauge::new("cart_actors", "Cart actors registered on this node")?;
+        let seckill_live_events =
+            IntGauge::new("seckill_live_events", "Flash-sale events with a stock actor on this node")?;
+        registry.register(Box::new(seckill_live_events.clone()))?;
         let writer_queue_depth =
             IntGauge::new("seckill_writer_queue_depth", "Reservations waiting for the writer")?;
         let seckill_rejected = IntCounterVec::new(
@@ -122,6 +127,7 @@ impl Metrics {
             cart_commit_seconds,
             cart_writer_queue_depth,
             cart_actors,
+            seckill_live_events,
             callbacks_refused,
         })
     }

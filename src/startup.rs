@@ -116,6 +116,7 @@ fn start_background_tasks(state: &AppState) {
             tick.tick().await;
             engine.limiter.sweep(std::time::Instant::now());
             engine.prune_missing();
+            engine.retire_ended(chrono::Utc::now());
             sessions.prune();
             products.prune();
         }

@@ -59,5 +59,6 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .cart_writer_queue_depth
         .set(i64::try_from(state.carts.writer_queue_depth()).unwrap_or(i64::MAX));
     state.metrics.cart_actors.set(i64::try_from(state.carts.live_actors()).unwrap_or(i64::MAX));
+    state.metrics.seckill_live_events.set(i64::try_from(state.seckill.live_events()).unwrap_or(i64::MAX));
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
 }

@@ -63,6 +63,11 @@ pub struct LiveEvent {
 /// until it passes.)
 const MISSING_TTL: Duration = Duration::from_secs(1);
 
+/// How long after its end an event keeps its actor: late requests still
+/// get an instant `ended`, and then the memory is given back. A request
+/// after that reloads it from Postgres (and it is retired again).
+pub const RETIRE_AFTER_END: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
 /// Most missing ids remembered; past it the memory is dropped and rebuilt.
 const MISSING_CAPACITY: usize = 100_000;
 
@@ -181,6 +186,18 @@ impl SeckillEngine {
 
     fn recently_missing(&self, id: i64) -> bool {
         self.missing.get(&id).is_some_and(|since| since.elapsed() < MISSING_TTL)
+    }
+
+    /// Stops the actors of events that ended more than [`RETIRE_AFTER_END`]
+    /// before `now` (their units and counts are in Postgres, which is what
+    /// expiries and cancellations update from then on).
+    pub fn retire_ended(&self, now: chrono::DateTime<chrono::Utc>) {
+        self.events.retain(|_, live| live.event.ends_at + RETIRE_AFTER_END > now);
+    }
+
+    /// Events with an actor on this node.
+    pub fn live_events(&self) -> usize {
+        self.events.len()
     }
 
     /// Forgets missing ids older than their time to live.

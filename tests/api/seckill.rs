@@ -456,3 +456,24 @@ async fn an_event_probed_before_it_exists_is_on_sale_as_soon_as_it_is_created() 
     assert_eq!(next, first + 1);
     assert_eq!(buy(&app, &shopper, next, None).await.status, 201, "creation clears the missing mark");
 }
+
+#[actix_web::test]
+async fn an_ended_event_gives_its_actor_back_and_still_answers() {
+    let app = spawn_app().await;
+    let (_, admin) = app.admin("root").await;
+    let ends_at = (Utc::now() + Duration::milliseconds(1500)).to_rfc3339();
+    let event = create_event(&app, &admin, event_body(5, 1, json!({"ends_at": ends_at}))).await;
+    let (_, shopper) = app.member("late").await;
+    assert_eq!(buy(&app, &shopper, event, None).await.status, 201);
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+
+    let engine = &app.state.as_ref().unwrap().seckill;
+    let before = engine.live_events();
+    engine.retire_ended(Utc::now() + rs_cms::seckill::engine::RETIRE_AFTER_END + Duration::seconds(1));
+    assert_eq!(engine.live_events(), before - 1);
+    // A late request reloads it from Postgres and gets the right answer.
+    assert_eq!(buy(&app, &shopper, event, None).await.status, 410);
+    let stats =
+        app.call("GET", &format!("/api/admin/seckill/events/{event}/stats"), Some(&admin), None).await;
+    assert_eq!(stats.body["event"]["remaining_stock"], 4);
+}
