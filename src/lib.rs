@@ -60,6 +60,7 @@ pub mod shop;
 pub mod signature;
 pub mod startup;
 pub mod state;
+pub mod stats;
 pub mod storefront;
 pub mod system;
 pub mod telemetry;

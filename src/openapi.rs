@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::{
     account, address, admin, audit, blacklist, cart, category, error, inventory, menu, order, pay_account,
-    payment, product, rbac, seckill, shop, storefront, system,
+    payment, product, rbac, seckill, shop, stats, storefront, system,
 };
 
 /// The API document.
@@ -49,6 +49,7 @@ use crate::{
         payment::handlers::start_payment, payment::handlers::list_my_payments, payment::handlers::get_my_payment,
         payment::handlers::gateway_callback, payment::handlers::sandbox_pay, payment::handlers::list_all_payments,
         payment::handlers::get_any_payment,
+        stats::handlers::shop_stats,
         cart::handlers::get_cart, cart::handlers::add_cart_line, cart::handlers::update_cart_line,
         cart::handlers::remove_cart_line, cart::handlers::clear_cart, cart::handlers::select_cart_lines,
         address::handlers::list_addresses, address::handlers::create_address,

@@ -6,7 +6,7 @@ use actix_web::web;
 use crate::error::{ApiError, ErrorCode};
 use crate::{
     account, address, admin, audit, blacklist, cart, category, inventory, menu, openapi, order, pay_account,
-    payment, product, rbac, seckill, shop, storefront, system,
+    payment, product, rbac, seckill, shop, stats, storefront, system,
 };
 
 /// Prefix of the platform administration API.
@@ -35,7 +35,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(shop::handlers::configure_merchant)
             .configure(product::handlers::configure_merchant)
             .configure(inventory::handlers::configure)
-            .configure(order::handlers::configure_merchant),
+            .configure(order::handlers::configure_merchant)
+            .configure(stats::handlers::configure),
     );
     openapi::configure(cfg);
     cfg.service(

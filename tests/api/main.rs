@@ -22,5 +22,6 @@ mod profile;
 mod rbac;
 mod seckill;
 mod shop;
+mod stats;
 mod storefront;
 mod system;

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::helpers::{Reply, TestApp};
 use crate::order::{buy_now, order_no, shop_with_stock, shopper, spawn_with_admin, wait_for_status};
 
-async fn start(app: &TestApp, token: &str, no: &str) -> Reply {
+pub async fn start(app: &TestApp, token: &str, no: &str) -> Reply {
     app.call("POST", &format!("/api/orders/{no}/payments"), Some(token), Some(json!({"provider": "sandbox"})))
         .await
 }
@@ -19,7 +19,7 @@ fn pay_path(payment: &Value) -> String {
     url[url.find("/api/sandbox/pay/").unwrap()..].to_owned()
 }
 
-async fn shopper_pays(app: &TestApp, payment: &Value, pay: bool) -> u64 {
+pub async fn shopper_pays(app: &TestApp, payment: &Value, pay: bool) -> u64 {
     let reply = app.call("POST", &pay_path(payment), None, Some(json!({"pay": pay}))).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     reply.body["callback_status"].as_u64().unwrap()
