@@ -395,6 +395,24 @@ pub struct EventStats {
     pub rejected: Vec<RejectionCount>,
     /// Reservations waiting for the writer on this node.
     pub writer_queue_depth: usize,
+    /// From requests to money.
+    pub funnel: Funnel,
+}
+
+/// An event's funnel.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Funnel {
+    /// Buy requests: every order placed plus every refusal counted on this
+    /// node (on one node, every request the sale saw).
+    pub requests: i64,
+    /// Orders placed.
+    pub orders: i64,
+    /// Orders paid (and any further along).
+    pub paid: i64,
+    /// Orders cancelled because the payment window passed.
+    pub expired: i64,
+    /// Orders cancelled otherwise (by the shopper, a merchant or an operator).
+    pub cancelled: i64,
 }
 
 /// Live numbers of an event.
@@ -411,18 +429,28 @@ pub async fn stats(state: &AppState, id: i64) -> ApiResult<EventStats> {
         .into_iter()
         .map(|(status, orders, units)| StatusTotal { status, orders, units })
         .collect();
-    let rejected = live
+    let rejected: Vec<RejectionCount> = live
         .rejections
         .snapshot()
         .into_iter()
         .map(|(reason, count)| RejectionCount { reason, count })
         .collect();
+    let refused: u64 = rejected.iter().map(|r| r.count).sum();
+    let placed = store::order_funnel(&client, id).await?;
+    let funnel = Funnel {
+        requests: placed.orders.saturating_add(i64::try_from(refused).unwrap_or(i64::MAX)),
+        orders: placed.orders,
+        paid: placed.paid,
+        expired: placed.expired,
+        cancelled: placed.cancelled,
+    };
     Ok(EventStats {
         event: view(&live),
         in_flight: level.in_flight,
         orders,
         rejected,
         writer_queue_depth: state.seckill.writer_queue_depth(),
+        funnel,
     })
 }
 

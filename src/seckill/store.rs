@@ -224,6 +224,39 @@ pub async fn order_totals(
         .collect()
 }
 
+/// An event's orders along the way to money: placed, paid (or further),
+/// expired unpaid, cancelled otherwise.
+pub struct OrderFunnel {
+    pub orders: i64,
+    pub paid: i64,
+    pub expired: i64,
+    pub cancelled: i64,
+}
+
+/// The order side of an event's funnel.
+pub async fn order_funnel(
+    client: &impl GenericClient,
+    event_id: i64,
+) -> Result<OrderFunnel, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT count(*) AS orders,
+                    count(*) FILTER (WHERE status IN ('paid', 'shipped', 'delivered', 'completed')) AS paid,
+                    count(*) FILTER (WHERE status = 'cancelled' AND cancel_reason = 'payment_timeout') AS expired,
+                    count(*) FILTER (WHERE status = 'cancelled'
+                                     AND cancel_reason IS DISTINCT FROM 'payment_timeout') AS cancelled
+             FROM orders WHERE seckill_event_id = $1",
+        )
+        .await?;
+    let row = client.query_one(&stmt, &[&event_id]).await?;
+    Ok(OrderFunnel {
+        orders: row.try_get("orders")?,
+        paid: row.try_get("paid")?,
+        expired: row.try_get("expired")?,
+        cancelled: row.try_get("cancelled")?,
+    })
+}
+
 /// Writes group-commit batches of reservations into Postgres.
 ///
 /// A whole batch is ONE statement (so one round trip and one transaction):

@@ -477,3 +477,36 @@ async fn an_ended_event_gives_its_actor_back_and_still_answers() {
         app.call("GET", &format!("/api/admin/seckill/events/{event}/stats"), Some(&admin), None).await;
     assert_eq!(stats.body["event"]["remaining_stock"], 4);
 }
+
+#[actix_web::test]
+async fn the_funnel_follows_requests_to_paid_expired_and_cancelled_orders() {
+    let app = spawn_app().await;
+    let (_, admin) = app.admin("root").await;
+    let event = create_event(&app, &admin, event_body(5, 1, json!({}))).await;
+    let (_, payer) = app.member("payer").await;
+    let (_, sleeper) = app.member("sleeper").await;
+    let (_, quitter) = app.member("quitter").await;
+    let paid = buy(&app, &payer, event, None).await.body["order_no"].as_str().unwrap().to_owned();
+    app.call("POST", &format!("/api/orders/{paid}/pay"), Some(&payer), None).await;
+    let expiring = buy(&app, &sleeper, event, None).await.body["order_no"].as_str().unwrap().to_owned();
+    let quit = buy(&app, &quitter, event, None).await.body["order_no"].as_str().unwrap().to_owned();
+    app.call("POST", &format!("/api/orders/{quit}/cancel"), Some(&quitter), None).await;
+    assert_eq!(buy(&app, &payer, event, None).await.code(), "limit_reached");
+
+    app.state.as_ref().unwrap().clock.advance(chrono::TimeDelta::seconds(901));
+    for _ in 0..100 {
+        let order = app.call("GET", &format!("/api/orders/{expiring}"), Some(&sleeper), None).await;
+        if order.body["status"] == "cancelled" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let stats =
+        app.call("GET", &format!("/api/admin/seckill/events/{event}/stats"), Some(&admin), None).await;
+    assert_eq!(
+        stats.body["funnel"],
+        json!({"requests": 4, "orders": 3, "paid": 1, "expired": 1, "cancelled": 1}),
+        "{:?}",
+        stats.body
+    );
+}
