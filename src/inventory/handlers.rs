@@ -90,9 +90,8 @@ pub async fn adjust_stock(
     let mut v = Validator::new();
     v.check("delta", body.delta != 0, "zero").length("reason", reason, 1, REASON_MAX_CHARS);
     v.finish()?;
-    let client = state.db.get().await?;
-    access::require(&client, user.user_id, shop_id, ShopPermission::InventoryManage, Intent::Write).await?;
-    drop(client);
+    access::require_in(&state.db, user.user_id, shop_id, ShopPermission::InventoryManage, Intent::Write)
+        .await?;
     let movement = Movement {
         shop_id,
         sku_id,

@@ -318,9 +318,7 @@ pub async fn list_shop_orders(
     filter: web::Query<OrderSearch>,
 ) -> ApiResult<HttpResponse> {
     let shop_id = path.into_inner();
-    let client = state.db.get().await?;
-    access::require(&client, user.user_id, shop_id, ShopPermission::OrderRead, Intent::Read).await?;
-    drop(client);
+    access::require_in(&state.db, user.user_id, shop_id, ShopPermission::OrderRead, Intent::Read).await?;
     Ok(HttpResponse::Ok().json(search(&state, Some(shop_id), &filter).await?))
 }
 

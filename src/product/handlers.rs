@@ -195,8 +195,7 @@ async fn merchant(
     shop_id: i64,
     intent: Intent,
 ) -> ApiResult<access::ShopAccess> {
-    let client = state.db.get().await?;
-    access::require(&client, user.user_id, shop_id, ShopPermission::ProductManage, intent).await
+    access::require_in(&state.db, user.user_id, shop_id, ShopPermission::ProductManage, intent).await
 }
 
 /// The shop's products, newest first.

@@ -181,6 +181,19 @@ pub async fn staff(client: &impl GenericClient, user_id: i64, shop_id: i64) -> A
     })
 }
 
+/// [`require`] on a pooled connection of its own, given back before the
+/// caller goes on to its own transaction.
+pub async fn require_in(
+    pool: &deadpool_postgres::Pool,
+    user_id: i64,
+    shop_id: i64,
+    needed: ShopPermission,
+    intent: Intent,
+) -> ApiResult<ShopAccess> {
+    let client = pool.get().await?;
+    require(&client, user_id, shop_id, needed, intent).await
+}
+
 /// Checks that `user_id` is staff of `shop_id` holding `needed` (see
 /// [`staff`] and [`ShopAccess::check`]).
 pub async fn require(

@@ -279,16 +279,14 @@ pub async fn update_own_shop(
     path: web::Path<i64>,
     body: web::Json<ShopProfileRequest>,
 ) -> ApiResult<HttpResponse> {
-    let client = state.db.get().await?;
-    let access = access::require(
-        &client,
+    let access = access::require_in(
+        &state.db,
         user.user_id,
         path.into_inner(),
         ShopPermission::ProfileManage,
         Intent::Write,
     )
     .await?;
-    drop(client);
     let shop =
         service::update_profile(&state, Actor::new(&user, ip), &access, &body.into_inner().into()).await?;
     Ok(HttpResponse::Ok().json(ShopView::from(shop)))
@@ -393,11 +391,14 @@ pub async fn invite_staff(
     path: web::Path<i64>,
     body: web::Json<InviteRequest>,
 ) -> ApiResult<HttpResponse> {
-    let client = state.db.get().await?;
-    let access =
-        access::require(&client, user.user_id, path.into_inner(), ShopPermission::StaffManage, Intent::Write)
-            .await?;
-    drop(client);
+    let access = access::require_in(
+        &state.db,
+        user.user_id,
+        path.into_inner(),
+        ShopPermission::StaffManage,
+        Intent::Write,
+    )
+    .await?;
     let InviteRequest { login, role } = body.into_inner();
     let member = service::invite(&state, Actor::new(&user, ip), &access, &login, &role.into()).await?;
     Ok(HttpResponse::Created().json(staff_member(member)?))
@@ -422,10 +423,9 @@ pub async fn change_staff_role(
     body: web::Json<RoleRequest>,
 ) -> ApiResult<HttpResponse> {
     let (shop_id, member_id) = path.into_inner();
-    let client = state.db.get().await?;
     let access =
-        access::require(&client, user.user_id, shop_id, ShopPermission::StaffManage, Intent::Write).await?;
-    drop(client);
+        access::require_in(&state.db, user.user_id, shop_id, ShopPermission::StaffManage, Intent::Write)
+            .await?;
     let member =
         service::change_role(&state, Actor::new(&user, ip), &access, member_id, &body.into_inner().into())
             .await?;
@@ -448,10 +448,9 @@ pub async fn remove_staff(
     path: web::Path<(i64, i64)>,
 ) -> ApiResult<HttpResponse> {
     let (shop_id, member_id) = path.into_inner();
-    let client = state.db.get().await?;
     let access =
-        access::require(&client, user.user_id, shop_id, ShopPermission::StaffManage, Intent::Write).await?;
-    drop(client);
+        access::require_in(&state.db, user.user_id, shop_id, ShopPermission::StaffManage, Intent::Write)
+            .await?;
     service::remove(&state, Actor::new(&user, ip), &access, member_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -494,13 +494,7 @@ async fn the_funnel_follows_requests_to_paid_expired_and_cancelled_orders() {
     assert_eq!(buy(&app, &payer, event, None).await.code(), "limit_reached");
 
     app.state.as_ref().unwrap().clock.advance(chrono::TimeDelta::seconds(901));
-    for _ in 0..100 {
-        let order = app.call("GET", &format!("/api/orders/{expiring}"), Some(&sleeper), None).await;
-        if order.body["status"] == "cancelled" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    crate::order::wait_for_status(&app, &sleeper, &expiring, "cancelled").await;
     let stats =
         app.call("GET", &format!("/api/admin/seckill/events/{event}/stats"), Some(&admin), None).await;
     assert_eq!(
