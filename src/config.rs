@@ -21,6 +21,7 @@ pub struct Settings {
     pub cart: CartSettings,
     pub orders: OrderSettings,
     pub payments: PaymentSettings,
+    pub finance: FinanceSettings,
     pub log: LogSettings,
 }
 
@@ -205,6 +206,23 @@ impl std::fmt::Debug for PaymentSettings {
     }
 }
 
+/// The platform's cut and the after-sale rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinanceSettings {
+    /// Commission on completed orders, in basis points (500 = 5 %), 0..=10000.
+    pub commission_bps: u16,
+    /// Days after delivery during which a shopper may ask to return goods.
+    pub return_window_days: u32,
+}
+
+impl FinanceSettings {
+    /// The commission rate as stored with a settled order.
+    pub fn commission_bps(&self) -> i32 {
+        i32::from(self.commission_bps)
+    }
+}
+
 /// Log format and filter.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -268,6 +286,14 @@ impl Settings {
             )
             .build()?
             .try_deserialize()
+            .and_then(|settings: Self| {
+                if settings.finance.commission_bps > 10_000 {
+                    return Err(config::ConfigError::Message(
+                        "finance.commission_bps must be at most 10000 (100 %)".to_owned(),
+                    ));
+                }
+                Ok(settings)
+            })
     }
 }
 

@@ -110,6 +110,14 @@ pub fn violated_unique(err: &tokio_postgres::Error) -> Option<&str> {
         .and_then(|e| e.constraint())
 }
 
+/// The CHECK constraint `err` violated, if that is what it is, so a service
+/// can turn a guard the database enforced into the right 409.
+pub fn violated_check(err: &tokio_postgres::Error) -> Option<&str> {
+    err.as_db_error()
+        .filter(|e| *e.code() == tokio_postgres::error::SqlState::CHECK_VIOLATION)
+        .and_then(|e| e.constraint())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,10 @@
 //!   payment accounts (masked numbers, hashed payment passwords).
 //! - [`inventory`]: the stock ledger; stock moves only with a movement row.
 //! - [`payment`]: gateways (a working sandbox), signed callbacks, refunds.
+//! - [`after_sale`]: refund and return requests, decided by merchants and,
+//!   in a dispute, operators.
+//! - [`finance`]: the double-entry books, shop balances and withdrawals,
+//!   shoppers' monthly bills.
 //! - [`product`]: products with specs and SKUs, and their review.
 //! - [`shop`]: shops, their review and their staff's shop-scoped roles.
 //! - [`demo`]: the `demo-data` subcommand's shops and products.
@@ -33,6 +37,7 @@
 pub mod account;
 pub mod address;
 pub mod admin;
+pub mod after_sale;
 pub mod audit;
 pub mod auth;
 pub mod blacklist;
@@ -43,6 +48,7 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod finance;
 pub mod inventory;
 pub mod kv;
 pub mod menu;

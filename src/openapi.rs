@@ -6,8 +6,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    account, address, admin, audit, blacklist, cart, category, error, inventory, menu, order, pay_account,
-    payment, product, rbac, seckill, shop, stats, storefront, system,
+    account, address, admin, after_sale, audit, blacklist, cart, category, error, finance, inventory, menu,
+    order, pay_account, payment, product, rbac, seckill, shop, stats, storefront, system,
 };
 
 /// The API document.
@@ -49,6 +49,18 @@ use crate::{
         payment::handlers::start_payment, payment::handlers::list_my_payments, payment::handlers::get_my_payment,
         payment::handlers::gateway_callback, payment::handlers::sandbox_pay, payment::handlers::list_all_payments,
         payment::handlers::get_any_payment,
+        after_sale::handlers::open_request, after_sale::handlers::list_my_requests,
+        after_sale::handlers::get_my_request, after_sale::handlers::withdraw_request,
+        after_sale::handlers::escalate_request, after_sale::handlers::ship_back,
+        after_sale::handlers::list_shop_requests, after_sale::handlers::get_shop_request,
+        after_sale::handlers::approve_shop_request, after_sale::handlers::reject_shop_request,
+        after_sale::handlers::receive_return, after_sale::handlers::list_all_requests,
+        after_sale::handlers::get_any_request, after_sale::handlers::approve_dispute,
+        after_sale::handlers::reject_dispute,
+        finance::handlers::month_bill, finance::handlers::bill_months, finance::handlers::shop_balance,
+        finance::handlers::shop_entries, finance::handlers::shop_withdrawals, finance::handlers::request_withdrawal,
+        finance::handlers::list_withdrawals, finance::handlers::pay_withdrawal, finance::handlers::reject_withdrawal,
+        finance::handlers::trial_balance,
         stats::handlers::shop_stats,
         cart::handlers::get_cart, cart::handlers::add_cart_line, cart::handlers::update_cart_line,
         cart::handlers::remove_cart_line, cart::handlers::clear_cart, cart::handlers::select_cart_lines,

@@ -5,8 +5,8 @@ use actix_web::web;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::{
-    account, address, admin, audit, blacklist, cart, category, inventory, menu, openapi, order, pay_account,
-    payment, product, rbac, seckill, shop, stats, storefront, system,
+    account, address, admin, after_sale, audit, blacklist, cart, category, finance, inventory, menu, openapi,
+    order, pay_account, payment, product, rbac, seckill, shop, stats, storefront, system,
 };
 
 /// Prefix of the platform administration API.
@@ -26,6 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     menu::handlers::configure_own(cfg);
     order::handlers::configure(cfg);
     payment::handlers::configure(cfg);
+    after_sale::handlers::configure(cfg);
+    finance::handlers::configure(cfg);
     cart::handlers::configure(cfg);
     address::handlers::configure(cfg);
     pay_account::handlers::configure(cfg);
@@ -36,6 +38,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(product::handlers::configure_merchant)
             .configure(inventory::handlers::configure)
             .configure(order::handlers::configure_merchant)
+            .configure(after_sale::handlers::configure_merchant)
+            .configure(finance::handlers::configure_merchant)
             .configure(stats::handlers::configure),
     );
     openapi::configure(cfg);
@@ -50,7 +54,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(product::handlers::configure_system)
             .configure(category::handlers::configure)
             .configure(order::handlers::configure_system)
-            .configure(payment::handlers::configure_system),
+            .configure(payment::handlers::configure_system)
+            .configure(after_sale::handlers::configure_system)
+            .configure(finance::handlers::configure_system),
     );
 }
 

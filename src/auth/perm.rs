@@ -36,4 +36,5 @@ permissions! {
     OrderAudit => "order.audit", "Read any order of any shop.";
     OrderIntervene => "order.intervene", "Cancel any order before it ships, with a reason.";
     PaymentRead => "payment.read", "Read any payment with its event log.";
+    FinanceManage => "finance.manage", "Approve or reject shop withdrawals and read the platform's books.";
 }

@@ -230,6 +230,8 @@ fn item(line: &Line) -> OrderItem {
         quantity: line.quantity,
         unit_price_cents: line.offer.price_cents,
         total_cents: line.offer.price_cents * i64::from(line.quantity),
+        refunded_quantity: 0,
+        refunded_cents: 0,
     }
 }
 

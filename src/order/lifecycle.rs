@@ -48,7 +48,7 @@ impl OrderStatus {
     }
 
     /// The 409 code that names this state.
-    fn conflict_code(self) -> ErrorCode {
+    pub fn conflict_code(self) -> ErrorCode {
         match self {
             Self::PendingPayment => ErrorCode::OrderPendingPayment,
             Self::Paid => ErrorCode::OrderPaid,

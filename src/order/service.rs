@@ -11,6 +11,7 @@ use rand::Rng;
 use super::lifecycle::{self, OrderEvent, OrderStatus, Party};
 use super::store::{self, OrderRow, ReturnedUnits, Transition};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::finance::order_money::{self, RefundAmount};
 use crate::inventory::store::{self as inventory, Movement, MovementKind};
 use crate::state::AppState;
 
@@ -70,6 +71,20 @@ pub struct Aftermath {
 }
 
 impl Aftermath {
+    /// Refunds to send and products whose detail changed, decided outside
+    /// a lifecycle step (an after-sale refund).
+    pub fn of_refunds(refunds: Vec<i64>, changed_products: Vec<i64>) -> Self {
+        Self { refunds, changed_products, ..Self::default() }
+    }
+
+    /// Both aftermaths' work.
+    pub fn and(mut self, other: Aftermath) -> Self {
+        self.seckill_returns.extend(other.seckill_returns);
+        self.changed_products.extend(other.changed_products);
+        self.refunds.extend(other.refunds);
+        self
+    }
+
     /// Hands flash-sale units back to their stock actors and drops
     /// changed products from the detail cache.
     pub async fn settle(self, state: &AppState) {
@@ -127,53 +142,51 @@ pub async fn apply(
     }
     let mut aftermath = Aftermath::default();
     match to {
-        OrderStatus::Cancelled if order.view.kind == "seckill" => {
-            aftermath.seckill_returns.extend(store::return_seckill_units(tx, order.id).await?);
-        }
         OrderStatus::Cancelled => {
-            aftermath.changed_products = restock(tx, order, step.actor_id).await?;
+            if order.view.kind == "seckill" {
+                aftermath.seckill_returns.extend(store::return_seckill_units(tx, order.id).await?);
+            } else {
+                aftermath.changed_products = restock(tx, order, step.actor_id).await?;
+            }
             if from == OrderStatus::Paid {
-                // Money paid through a gateway goes back through it; money
-                // that came with no gateway (the direct-pay shortcut) is
-                // put on record for an operator.
-                let refunds = crate::payment::store::refund_order_payments(
-                    tx,
-                    order.id,
-                    "order cancelled after payment",
-                )
-                .await?;
-                if refunds.is_empty() {
-                    store::record_payment_exception(
-                        tx,
-                        order.id,
-                        order.view.total_cents,
-                        "cancelled_after_payment",
-                    )
-                    .await?;
-                }
-                aftermath.refunds = refunds;
-                store::count_sales(tx, order.id, -1).await?;
+                // Whatever after-sale requests have not refunded yet goes
+                // back through the gateway that took it.
+                let reason = "order cancelled after payment";
+                aftermath.refunds =
+                    order_money::owe_refund(tx, order.id, RefundAmount::Remaining, reason, None).await?;
+                aftermath.changed_products.extend(store::count_sales(tx, order.id, -1).await?);
             }
         }
-        OrderStatus::Paid => aftermath.changed_products = store::count_sales(tx, order.id, 1).await?,
+        OrderStatus::Paid => {
+            order_money::record_payment(tx, order.id, order.view.total_cents).await?;
+            aftermath.changed_products = store::count_sales(tx, order.id, 1).await?;
+        }
+        OrderStatus::Completed => {
+            order_money::settle(tx, order.id, state.settings.finance.commission_bps()).await?;
+        }
         _ => {}
     }
     Ok(aftermath)
 }
 
 /// Returns a cancelled normal order's units to its SKUs as `release`
-/// movements; the products whose stock changed.
+/// movements (less what after-sale refunds already returned); the products
+/// whose stock changed.
 async fn restock(tx: &impl GenericClient, order: &OrderRow, actor_id: Option<i64>) -> ApiResult<Vec<i64>> {
     let shop_id =
         order.view.shop_id.ok_or_else(|| ApiError::internal(anyhow::anyhow!("normal order without shop")))?;
     let reason = format!("order {} cancelled", order.view.order_no);
     let mut products = Vec::new();
     for item in store::items(tx, order.id).await? {
+        let units = item.quantity - item.refunded_quantity;
+        if units == 0 {
+            continue;
+        }
         let movement = Movement {
             shop_id,
             sku_id: item.sku_id,
             kind: MovementKind::Release,
-            delta: item.quantity,
+            delta: units,
             order_id: Some(order.id),
             actor_id,
             reason: &reason,
@@ -320,7 +333,12 @@ async fn sweep_one(state: &AppState, order_id: i64, step: Step<'_>) -> ApiResult
     let Some(order) = store::lock_unless_busy(&tx, order_id).await? else { return Ok(()) };
     let due = match step.event {
         OrderEvent::Expire => order.view.status == OrderStatus::PendingPayment.as_str(),
-        _ => order.view.status == OrderStatus::Delivered.as_str(),
+        // A return being worked on holds the order open (and its money in
+        // escrow) until it is decided.
+        _ => {
+            order.view.status == OrderStatus::Delivered.as_str()
+                && !crate::after_sale::store::has_open(&tx, order.id, None).await?
+        }
     };
     if !due {
         // Paid, cancelled or completed since it was found: nothing to do.

@@ -146,6 +146,12 @@ pub async fn ship(
     };
     let step = Step { event: OrderEvent::Ship, actor_id: Some(actor_id), note: "shipped", reason: None };
     let aftermath = service::apply(&tx, state, order, step).await?;
+    // Checked after the step took the order's row lock, so a refund request
+    // filed meanwhile (which locks the order too) is seen.
+    if crate::after_sale::store::has_open(&tx, order.id, Some("refund")).await? {
+        return Err(ApiError::new(ErrorCode::AfterSaleOpen)
+            .with_message("the shopper asked for a refund; decide it before shipping"));
+    }
     let stmt = tx
         .prepare_cached(
             "INSERT INTO shipments (order_id, carrier, tracking_no, items, shipped_by) VALUES ($1, $2, $3, $4, $5)",

@@ -25,6 +25,8 @@ pub struct OrderView {
     /// Units across all items.
     pub quantity: i64,
     pub total_cents: i64,
+    /// Refunded so far (after-sale requests, or a cancellation after payment).
+    pub refunded_cents: i64,
     pub currency: String,
     pub pay_before: Option<DateTime<Utc>>,
     pub paid_at: Option<DateTime<Utc>>,
@@ -44,7 +46,7 @@ pub struct OrderView {
 const ORDER_SELECT: &str = "SELECT o.id, o.user_id, o.order_no, o.shop_id, o.checkout_id, o.kind, \
      o.seckill_event_id, o.status, \
      (SELECT COALESCE(sum(quantity), 0)::int8 FROM order_items oi WHERE oi.order_id = o.id) AS quantity, \
-     o.total_cents, o.currency, o.pay_before, o.paid_at, o.cancelled_at, o.cancel_reason, o.shipped_at, \
+     o.total_cents, o.refunded_cents, o.currency, o.pay_before, o.paid_at, o.cancelled_at, o.cancel_reason, o.shipped_at, \
      o.delivered_at, o.completed_at, o.complete_after, o.shipping_address, o.created_at FROM orders o";
 
 /// An order row with its owner and internal id.
@@ -69,6 +71,7 @@ impl OrderRow {
                 status: row.try_get("status")?,
                 quantity: row.try_get("quantity")?,
                 total_cents: row.try_get("total_cents")?,
+                refunded_cents: row.try_get("refunded_cents")?,
                 currency: row.try_get("currency")?,
                 pay_before: row.try_get("pay_before")?,
                 paid_at: row.try_get("paid_at")?,
@@ -354,7 +357,10 @@ pub async fn due_to_complete(
 ) -> Result<Vec<i64>, tokio_postgres::Error> {
     let stmt = client
         .prepare_cached(
-            "SELECT id FROM orders WHERE status = 'delivered' AND complete_after <= $1
+            "SELECT id FROM orders o WHERE status = 'delivered' AND complete_after <= $1
+               -- not while a request (after_sale::lifecycle::Status::HOLDING) is open
+               AND NOT EXISTS (SELECT 1 FROM after_sales a WHERE a.order_id = o.id
+                               AND a.status IN ('requested', 'disputed', 'approved', 'returning'))
              ORDER BY complete_after LIMIT $2",
         )
         .await?;
@@ -393,6 +399,9 @@ pub struct OrderItem {
     pub quantity: i32,
     pub unit_price_cents: i64,
     pub total_cents: i64,
+    /// Units and cents of this line refunded by after-sale requests.
+    pub refunded_quantity: i32,
+    pub refunded_cents: i64,
 }
 
 /// The lines of an order, in SKU order.
@@ -402,7 +411,8 @@ pub async fn items(
 ) -> Result<Vec<OrderItem>, tokio_postgres::Error> {
     let stmt = client
         .prepare_cached(
-            "SELECT sku_id, product_id, title, spec_values, quantity, unit_price_cents, total_cents
+            "SELECT sku_id, product_id, title, spec_values, quantity, unit_price_cents, total_cents,
+                    refunded_quantity, refunded_cents
              FROM order_items WHERE order_id = $1 ORDER BY sku_id, id",
         )
         .await?;
@@ -420,6 +430,8 @@ pub async fn items(
                 quantity: row.try_get("quantity")?,
                 unit_price_cents: row.try_get("unit_price_cents")?,
                 total_cents: row.try_get("total_cents")?,
+                refunded_quantity: row.try_get("refunded_quantity")?,
+                refunded_cents: row.try_get("refunded_cents")?,
             })
         })
         .collect()
@@ -644,7 +656,7 @@ pub async fn count_sales(
     let stmt = client
         .prepare_cached(
             "UPDATE products p SET sales_count = GREATEST(p.sales_count + $2 * s.quantity, 0)
-             FROM (SELECT product_id, sum(quantity)::int8 AS quantity FROM order_items
+             FROM (SELECT product_id, sum(quantity - refunded_quantity)::int8 AS quantity FROM order_items
                    WHERE order_id = $1 AND product_id IS NOT NULL GROUP BY product_id) s
              WHERE p.id = s.product_id RETURNING p.id",
         )

@@ -13,6 +13,7 @@ use super::gateway::{Gateways, Outcome, ProviderName, SignedCallback};
 use super::store::{self, NewPayment, PaymentRow};
 use crate::config::PaymentSettings;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::finance::order_money;
 use crate::order::lifecycle::{self, OrderEvent, OrderStatus};
 use crate::order::service::{self as orders, Step};
 use crate::order::store as order_store;
@@ -234,8 +235,9 @@ pub async fn apply_callback(
     }
 }
 
-/// Records a refund owed on `payment` with its event, in the caller's
-/// transaction; the refund worker (or the caller, after commit) sends it.
+/// Records a refund owed on `payment` of money no order can take, with its
+/// event and its entry in the books, in the caller's transaction; the
+/// refund worker (or the caller, after commit) sends it.
 async fn owe_refund(
     tx: &impl deadpool_postgres::GenericClient,
     payment: &PaymentRow,
@@ -243,9 +245,10 @@ async fn owe_refund(
     reason: &str,
     callback: &serde_json::Value,
 ) -> ApiResult<i64> {
-    let refund_id = store::insert_refund(tx, payment.id, amount_cents, reason).await?;
+    let refund_id = store::insert_refund(tx, payment.id, amount_cents, reason, None).await?;
     store::log_event(tx, payment.id, "refund_requested", &json!({"reason": reason, "callback": callback}))
         .await?;
+    order_money::record_unapplied_receipt(tx, refund_id, amount_cents, reason).await?;
     Ok(refund_id)
 }
 
@@ -278,6 +281,7 @@ pub async fn send_refund(state: &AppState, refund_id: i64) -> ApiResult<()> {
     match gateway.refund(&refund.provider_payment_id, refund.amount_cents, &key).await {
         Ok(provider_refund_id) => {
             store::finish_refund(&tx, refund.id, Some(&provider_refund_id)).await?;
+            order_money::record_refund_sent(&tx, refund.id, refund.amount_cents).await?;
             let detail = json!({"refund_id": provider_refund_id, "amount_cents": refund.amount_cents});
             if store::refunded_total(&tx, refund.payment_id).await? >= refund.payment_amount_cents {
                 store::settle(&tx, refund.payment_id, "refunded", None, state.clock.now(), &detail).await?;

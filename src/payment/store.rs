@@ -230,19 +230,37 @@ pub async fn list(
     Ok((views, total))
 }
 
-/// Records a refund owed on a payment; its id.
+/// Records a refund owed on a payment (paying an after-sale request, when
+/// one is given); its id.
 pub async fn insert_refund(
     client: &impl GenericClient,
     payment_id: i64,
     amount_cents: i64,
     reason: &str,
+    after_sale_id: Option<i64>,
 ) -> Result<i64, tokio_postgres::Error> {
     let stmt = client
         .prepare_cached(
-            "INSERT INTO refunds (payment_id, amount_cents, reason, status) VALUES ($1, $2, $3, 'pending') RETURNING id",
+            "INSERT INTO refunds (payment_id, amount_cents, reason, status, after_sale_id)
+             VALUES ($1, $2, $3, 'pending', $4) RETURNING id",
         )
         .await?;
-    client.query_one(&stmt, &[&payment_id, &amount_cents, &reason]).await?.try_get(0)
+    client.query_one(&stmt, &[&payment_id, &amount_cents, &reason, &after_sale_id]).await?.try_get(0)
+}
+
+/// The payment that paid an order (refunds go back through it), if the
+/// order was paid through a gateway.
+pub async fn paying_payment(
+    client: &impl GenericClient,
+    order_id: i64,
+) -> Result<Option<i64>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT id FROM payments WHERE order_id = $1 AND status IN ('succeeded', 'refunded')
+             ORDER BY paid_at, id LIMIT 1",
+        )
+        .await?;
+    client.query_opt(&stmt, &[&order_id]).await?.map(|row| row.try_get(0)).transpose()
 }
 
 /// A refund not yet taken by the gateway, with what sending it needs.
@@ -313,30 +331,6 @@ pub async fn refunded_total(
     client.query_one(&stmt, &[&payment_id]).await?.try_get(0)
 }
 
-/// Records a full refund of every succeeded payment of an order (a paid
-/// order was cancelled), each with its `refund_requested` event; the
-/// refunds' ids (none when the order was paid without a gateway).
-pub async fn refund_order_payments(
-    client: &impl GenericClient,
-    order_id: i64,
-    reason: &str,
-) -> Result<Vec<i64>, tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
-            "WITH r AS (
-                 INSERT INTO refunds (payment_id, amount_cents, reason, status)
-                 SELECT id, amount_cents, $2, 'pending' FROM payments WHERE order_id = $1 AND status = 'succeeded'
-                 RETURNING id, payment_id
-             ), e AS (
-                 INSERT INTO payment_events (payment_id, kind, detail)
-                 SELECT payment_id, 'refund_requested', jsonb_build_object('reason', $2::text) FROM r
-             )
-             SELECT id FROM r",
-        )
-        .await?;
-    client.query(&stmt, &[&order_id, &reason]).await?.iter().map(|row| row.try_get(0)).collect()
-}
-
 /// Marks a refund done (with the gateway's id) or failed once more (to be
 /// retried).
 pub async fn finish_refund(
@@ -347,7 +341,8 @@ pub async fn finish_refund(
     let stmt = client
         .prepare_cached(
             "UPDATE refunds SET status = CASE WHEN $2::text IS NULL THEN 'failed' ELSE 'succeeded' END,
-                 provider_refund_id = $2, attempts = attempts + 1, updated_at = now()
+                 provider_refund_id = $2, attempts = attempts + 1, updated_at = now(),
+                 succeeded_at = CASE WHEN $2::text IS NULL THEN NULL ELSE now() END
              WHERE id = $1",
         )
         .await?;

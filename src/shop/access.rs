@@ -47,6 +47,7 @@ shop_permissions! {
     OrderShip => "order.ship", "Ship orders and add tracking events.";
     ChatServe => "chat.serve", "Answer customer-service conversations.";
     FinanceRead => "finance.read", "Read the shop's balance and ledger.";
+    FinanceWithdraw => "finance.withdraw", "Request withdrawals of the shop's balance (the owner's by default).";
 }
 
 /// A staff member's role in a shop. `Custom` carries its own permissions.

@@ -5,6 +5,7 @@
 mod account;
 mod address;
 mod admin;
+mod after_sale;
 mod audit;
 mod blacklist;
 mod cart;

@@ -391,7 +391,7 @@ async fn cancelling_returns_stock_exactly_once() {
     assert_eq!(reply.body["cancel_reason"], "out of dye");
     assert_eq!(stock(&app, shop.skus[1]).await, 5);
     assert_eq!(
-        app.count("payment_exceptions WHERE reason = 'cancelled_after_payment'").await,
+        app.count("payment_exceptions WHERE reason = 'order cancelled after payment'").await,
         1,
         "a refund is owed"
     );
