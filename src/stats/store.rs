@@ -39,11 +39,11 @@ pub async fn days(
                  FROM orders WHERE shop_id = $1 AND paid_at >= ($2::date::timestamp AT TIME ZONE 'UTC') AND paid_at < (($3::date + 1)::timestamp AT TIME ZONE 'UTC')
                  GROUP BY 1
              ), refunded AS (
-                 SELECT (r.updated_at AT TIME ZONE 'UTC')::date AS day, sum(r.amount_cents)::int8 AS refunded
+                 SELECT (r.succeeded_at AT TIME ZONE 'UTC')::date AS day, sum(r.amount_cents)::int8 AS refunded
                  FROM refunds r JOIN payments p ON p.id = r.payment_id JOIN orders o ON o.id = p.order_id
                  WHERE o.shop_id = $1 AND r.status = 'succeeded'
-                   AND r.updated_at >= ($2::date::timestamp AT TIME ZONE 'UTC')
-                   AND r.updated_at < (($3::date + 1)::timestamp AT TIME ZONE 'UTC')
+                   AND r.succeeded_at >= ($2::date::timestamp AT TIME ZONE 'UTC')
+                   AND r.succeeded_at < (($3::date + 1)::timestamp AT TIME ZONE 'UTC')
                  GROUP BY 1
              )
              SELECT d.day, COALESCE(placed.orders, 0) AS orders, COALESCE(paid.paid_orders, 0) AS paid_orders,

@@ -13,6 +13,7 @@ mod catalog_fixture;
 mod category;
 mod crash;
 mod demo;
+mod finance;
 mod helpers;
 mod menu;
 mod order;
