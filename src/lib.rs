@@ -6,7 +6,8 @@
 //!   loadtest and the benches all start this very same app.
 //! - [`routes`]: the one place that wires every area's `configure`.
 //! - [`error`]: the single error contract (`ApiError`, every code once).
-//! - [`clock`]: "now" for stored deadlines, movable in tests.
+//! - [`clock`]: "now" for stored deadlines, movable in tests;
+//!   [`cluster`]: which node runs the once-per-cluster jobs.
 //! - [`db`], [`kv`]: Postgres pool and migrations; Redis with key prefix.
 //! - [`auth`]: sessions, password hashing, typed permission extractors.
 //! - [`account`], [`system`]: accounts; health, readiness, metrics.
@@ -44,6 +45,7 @@ pub mod blacklist;
 pub mod cart;
 pub mod category;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod demo;

@@ -95,6 +95,7 @@ async fn connect(settings: Settings) -> anyhow::Result<AppState> {
         carts,
         products,
         clock: Arc::new(Clock::default()),
+        leadership: Arc::default(),
     })
 }
 
@@ -105,6 +106,7 @@ fn start_background_tasks(state: &AppState) {
     let every = Duration::from_secs(state.settings.blacklist.refresh_secs);
     actix_web::rt::spawn(state.blacklist.clone().refresh_periodically(every));
     let sweep_every = Duration::from_millis(state.settings.orders.sweep_interval_ms);
+    actix_web::rt::spawn(state.leadership.clone().run(state.db.clone(), sweep_every));
     actix_web::rt::spawn(order::service::run_sweepers(state.clone(), sweep_every));
     let refund_every = Duration::from_secs(state.settings.payments.refund_retry_secs.max(1));
     actix_web::rt::spawn(payment::service::run_refund_worker(state.clone(), refund_every));

@@ -34,4 +34,6 @@ pub struct AppState {
     pub payments: Arc<Payments>,
     /// "Now" for stored deadlines (payment windows, auto-completion).
     pub clock: Arc<Clock>,
+    /// Whether this node runs the cluster-wide jobs (sweepers, refunds).
+    pub leadership: Arc<crate::cluster::Leadership>,
 }

@@ -270,10 +270,14 @@ pub async fn pay(state: &AppState, user_id: i64, order_no: &str) -> ApiResult<Or
 /// their deadline are cancelled (flash-sale units back to their actors,
 /// cart units back to their SKUs) and delivered orders past their
 /// auto-completion time complete. Driven by stored deadlines, so they
-/// catch up after a restart; `SKIP LOCKED` lets several nodes sweep.
+/// catch up after a restart; only the cluster's leader sweeps (and
+/// `SKIP LOCKED` keeps a hand-over between leaders harmless).
 pub async fn run_sweepers(state: AppState, interval: Duration) {
     loop {
         tokio::time::sleep(interval).await;
+        if !state.leadership.is_leader() {
+            continue;
+        }
         if let Err(err) = sweep(&state).await {
             tracing::warn!(error = %err, "order sweep failed");
         }

@@ -309,12 +309,15 @@ pub async fn send_refund_logged(state: &AppState, refund_id: i64) {
 }
 
 /// Sends every refund not yet taken by its gateway, every `interval`,
-/// forever: refunds whose first attempt failed, or whose node stopped
+/// forever, on the cluster's leader: refunds whose first attempt failed, or whose node stopped
 /// between deciding and sending them.
 pub async fn run_refund_worker(state: AppState, interval: std::time::Duration) {
     const BATCH: i64 = 100;
     loop {
         tokio::time::sleep(interval).await;
+        if !state.leadership.is_leader() {
+            continue;
+        }
         let due = match state.db.get().await {
             Ok(client) => store::unsent_refunds(&client, interval.as_secs_f64(), BATCH).await,
             Err(err) => {
