@@ -11,6 +11,8 @@ ALTER TABLE orders
     -- The commission rate (basis points) completion charged, so a later
     -- refund gives back exactly the commission taken.
     ADD COLUMN commission_bps INT,
+    -- The gateway payment that paid the order; refunds go back through it.
+    ADD COLUMN paid_by_payment_id BIGINT,
     ADD CONSTRAINT orders_refund_within_total CHECK (refunded_cents BETWEEN 0 AND total_cents);
 ALTER TABLE order_items
     ADD COLUMN refunded_quantity INT NOT NULL DEFAULT 0,
@@ -73,6 +75,8 @@ ALTER TABLE refunds
     ADD COLUMN after_sale_id BIGINT REFERENCES after_sales (id);
 UPDATE refunds SET succeeded_at = updated_at WHERE status = 'succeeded';
 CREATE INDEX refunds_succeeded_idx ON refunds (succeeded_at) WHERE status = 'succeeded';
+ALTER TABLE orders ADD CONSTRAINT orders_paid_by_payment_fk
+    FOREIGN KEY (paid_by_payment_id) REFERENCES payments (id);
 CREATE INDEX payments_paid_idx ON payments (user_id, paid_at) WHERE paid_at IS NOT NULL;
 
 -- Withdrawals of a shop's balance, paid out once an operator approves.

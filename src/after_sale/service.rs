@@ -301,17 +301,23 @@ pub async fn act(
     validate_step(&step)?;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    let request = match store::find_by_no(&tx, case_no, true).await? {
-        Some(request) if scope.reaches(&request) => request,
+    // The order first, then the request: the order's own steps (a
+    // cancellation closing its requests) lock in that order too.
+    let order_id = match store::find_by_no(&tx, case_no, false).await? {
+        Some(request) if scope.reaches(&request) => request.order_id,
         _ => return Err(no_such_request()),
     };
+    let order = lock_order(&tx, order_id).await?;
+    let request = store::find_by_no(&tx, case_no, true).await?.ok_or_else(no_such_request)?;
     let broken = || ApiError::internal(anyhow::anyhow!("after-sale {case_no} has an unknown kind or status"));
     let kind = Kind::parse(&request.view.kind).ok_or_else(broken)?;
     let from = Status::parse(&request.view.status).ok_or_else(broken)?;
     let goods_returned = request.view.return_tracking_no.is_some();
     let to = lifecycle::next(kind, from, step.event, goods_returned)?;
     if from == Status::Rejected && to == Status::Disputed {
-        // A rejected request let go of its units; they must still be free.
+        // A rejected request let go of its units; they must still be free,
+        // and the order still able to take the request.
+        check_order_state(&order, kind)?;
         let lines = order_store::items(&tx, request.order_id).await?;
         let held = store::held(&tx, request.order_id).await?;
         let wanted: Vec<_> = store::items(&tx, request.id)
@@ -333,7 +339,7 @@ pub async fn act(
     };
     store::change(&tx, &change).await?;
     let aftermath = if to == Status::Refunded {
-        pay_out(&tx, state, &request, kind, scope.party(), step.actor_id).await?
+        pay_out(&tx, state, &order, &request, kind, scope.party(), step.actor_id).await?
     } else {
         Aftermath::default()
     };
@@ -354,16 +360,18 @@ pub async fn act(
 async fn pay_out(
     tx: &impl GenericClient,
     state: &AppState,
+    order: &OrderRow,
     request: &AfterSaleRow,
     kind: Kind,
     party: Party,
     actor_id: i64,
 ) -> ApiResult<Aftermath> {
-    let order = lock_order(tx, request.order_id).await?;
-    check_paid_out_order(&order, kind)?;
+    check_order_state(order, kind)?;
     let case_no = &request.view.case_no;
     let reason = format!("after-sale {case_no}");
-    let mut changed_products = Vec::new();
+    // Stock first (SKUs in id order), then sales counts (products in id
+    // order), so racing refunds and cancellations lock rows in one order.
+    let mut sold_back: Vec<(i64, i32)> = Vec::new();
     for item in store::items(tx, request.id).await? {
         let product = store::refund_line(tx, order.id, item.sku_id, item.quantity, item.amount_cents)
             .await
@@ -391,9 +399,13 @@ async fn pay_out(
             reason: &reason,
         };
         inventory::record(tx, &movement).await?;
-        store::uncount_sales(tx, product_id, item.quantity).await?;
-        changed_products.push(product_id);
+        sold_back.push((product_id, item.quantity));
     }
+    sold_back.sort_unstable();
+    for (product_id, units) in &sold_back {
+        store::uncount_sales(tx, *product_id, *units).await?;
+    }
+    let changed_products = sold_back.into_iter().map(|(product_id, _)| product_id).collect();
     let refunds = order_money::owe_refund(
         tx,
         order.id,
@@ -413,14 +425,14 @@ async fn pay_out(
             note: &note,
             reason: Some(&note),
         };
-        aftermath = aftermath.and(orders::apply(tx, state, &order, step).await?);
+        aftermath = aftermath.and(orders::apply(tx, state, order, step).await?);
     }
     Ok(aftermath)
 }
 
-/// A refund before shipping needs the order still unshipped (shipping is
-/// refused while one is open, so this is the last line of defence).
-fn check_paid_out_order(order: &OrderRow, kind: Kind) -> ApiResult<()> {
+/// A refund needs the order still unshipped (shipping is refused while
+/// one is open), a return needs it delivered.
+fn check_order_state(order: &OrderRow, kind: Kind) -> ApiResult<()> {
     let status = OrderStatus::parse(&order.view.status).unwrap_or(OrderStatus::Cancelled);
     match (kind, status) {
         (Kind::Refund, OrderStatus::Paid)

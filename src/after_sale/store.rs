@@ -220,6 +220,30 @@ pub async fn has_open(
     client.query_one(&stmt, &[&order_id, &holding, &kind]).await?.try_get(0)
 }
 
+/// Closes an order's requests still being worked on (the order was
+/// cancelled and refunded whole), with their history.
+pub async fn close_open(
+    client: &impl GenericClient,
+    order_id: i64,
+    actor_id: Option<i64>,
+    note: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let holding: Vec<&str> = Status::HOLDING.iter().map(|s| s.as_str()).collect();
+    let stmt = client
+        .prepare_cached(
+            "WITH closed AS (
+                 UPDATE after_sales a SET status = 'closed', decision_note = $4, updated_at = now()
+                 FROM (SELECT id, status FROM after_sales WHERE order_id = $1 AND status = ANY($2) FOR UPDATE) old
+                 WHERE a.id = old.id RETURNING a.id, old.status
+             )
+             INSERT INTO after_sale_events (after_sale_id, from_status, to_status, actor_id, note)
+             SELECT id, status, 'closed', $3, $4 FROM closed",
+        )
+        .await?;
+    client.execute(&stmt, &[&order_id, &holding, &actor_id, &note]).await?;
+    Ok(())
+}
+
 /// A status change to record.
 pub struct Change<'a> {
     pub id: i64,

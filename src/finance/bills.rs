@@ -78,7 +78,8 @@ fn span(first: NaiveDate, months: u32) -> (DateTime<Utc>, DateTime<Utc>) {
 /// Totals of every month of `year` with any movement, oldest first.
 pub async fn months(client: &impl GenericClient, user_id: i64, year: i32) -> ApiResult<Vec<MonthTotals>> {
     let first = NaiveDate::from_ymd_opt(year, 1, 1)
-        .ok_or_else(|| ApiError::new(ErrorCode::InvalidQuery).with_message("no such year"))?;
+        .filter(|_| (2000..=9999).contains(&year))
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidQuery).with_message("year is 2000-9999"))?;
     let (from, to) = span(first, 12);
     let stmt = client
         .prepare_cached(&format!(

@@ -112,8 +112,7 @@ pub async fn shop_balance(
     let access =
         access::require(&client, user.user_id, path.into_inner(), ShopPermission::FinanceRead, Intent::Read)
             .await?;
-    Ok(HttpResponse::Ok()
-        .json(withdrawal::balance(&client, access.shop_id, state.settings.finance.commission_bps).await?))
+    Ok(HttpResponse::Ok().json(withdrawal::balance(&state, &client, access.shop_id).await?))
 }
 
 /// The shop's ledger entries, newest first (`finance.read`).

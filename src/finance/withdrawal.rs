@@ -2,7 +2,7 @@
 //! withdrawals, which hold the amount out of the balance when requested
 //! and pay it out (or give it back) when an operator decides.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use serde_json::json;
@@ -19,8 +19,13 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ShopBalance {
     pub shop_id: i64,
-    /// What the platform owes the shop and it may withdraw.
+    /// What the platform owes the shop.
     pub balance_cents: i64,
+    /// Of the balance, what completed orders still inside their return
+    /// window may yet take back: held until the window closes.
+    pub held_for_returns_cents: i64,
+    /// What the shop may withdraw now.
+    pub withdrawable_cents: i64,
     /// Withdrawals requested and awaiting an operator.
     pub withdrawing_cents: i64,
     /// Paid for the shop's orders that have not completed yet (credited
@@ -30,30 +35,38 @@ pub struct ShopBalance {
     pub commission_bps: u16,
 }
 
-/// The shop's balance; the shop row is expected to be locked by the
-/// caller when the figure decides a withdrawal.
-pub async fn balance(
-    client: &impl GenericClient,
-    shop_id: i64,
-    commission_bps: u16,
-) -> ApiResult<ShopBalance> {
+/// The shop's balance as of now; the shop row is expected to be locked
+/// by the caller when the figure decides a withdrawal.
+pub async fn balance(state: &AppState, client: &impl GenericClient, shop_id: i64) -> ApiResult<ShopBalance> {
+    let finance = &state.settings.finance;
+    let returnable_since = state.clock.now() - TimeDelta::days(i64::from(finance.return_window_days));
     let stmt = client
         .prepare_cached(
             "SELECT
                  COALESCE(-sum(amount_cents) FILTER (WHERE account = 'shop_balance'), 0)::int8,
                  COALESCE(-sum(amount_cents) FILTER (WHERE account = 'shop_withdrawing'), 0)::int8,
                  (SELECT COALESCE(sum(total_cents - refunded_cents), 0)::int8 FROM orders
-                  WHERE shop_id = $1 AND paid_at IS NOT NULL AND settled_cents IS NULL AND status <> 'cancelled')
+                  WHERE shop_id = $1 AND paid_at IS NOT NULL AND settled_cents IS NULL AND status <> 'cancelled'),
+                 (SELECT COALESCE(sum(total_cents - refunded_cents), 0)::int8 FROM orders
+                  WHERE shop_id = $1 AND settled_cents IS NOT NULL AND COALESCE(delivered_at, completed_at) > $2)
              FROM journal_lines WHERE shop_id = $1",
         )
         .await?;
-    let row = client.query_one(&stmt, &[&shop_id]).await?;
+    let row = client.query_one(&stmt, &[&shop_id, &returnable_since]).await?;
+    let balance: i64 = row.try_get(0)?;
+    let returnable: i64 = row.try_get(3)?;
+    // The commission on returned money goes back with it, so the shop
+    // stands to lose a little less than the gross; holding the gross errs
+    // on the platform's side.
+    let held = returnable.min(balance.max(0));
     Ok(ShopBalance {
         shop_id,
-        balance_cents: row.try_get(0)?,
+        balance_cents: balance,
+        held_for_returns_cents: held,
+        withdrawable_cents: (balance - held).max(0),
         withdrawing_cents: row.try_get(1)?,
         in_escrow_cents: row.try_get(2)?,
-        commission_bps,
+        commission_bps: finance.commission_bps,
     })
 }
 
@@ -158,7 +171,7 @@ fn mask(account: &str) -> String {
 /// Longest payout account description.
 const PAYOUT_ACCOUNT_MAX_CHARS: usize = 100;
 
-/// Asks to withdraw `amount_cents` of the shop's balance to
+/// Asks to withdraw `amount_cents` of the shop's withdrawable balance to
 /// `payout_account`: the amount leaves the balance at once (held until an
 /// operator decides), so two requests can never spend the same money. The
 /// shop row is locked while the balance is read.
@@ -180,12 +193,14 @@ pub async fn request(
     v.finish()?;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    let lock = tx.prepare_cached("SELECT id FROM shops WHERE id = $1 FOR UPDATE").await?;
+    let lock = tx.prepare_cached("SELECT id FROM shops WHERE id = $1 FOR NO KEY UPDATE").await?;
     tx.query_opt(&lock, &[&shop_id]).await?.ok_or_else(|| ApiError::new(ErrorCode::NotFound))?;
-    let standing = balance(&tx, shop_id, state.settings.finance.commission_bps).await?;
-    if amount_cents > standing.balance_cents {
-        return Err(ApiError::new(ErrorCode::InsufficientBalance)
-            .with_message(format!("the balance is {} cents", standing.balance_cents)));
+    let standing = balance(state, &tx, shop_id).await?;
+    if amount_cents > standing.withdrawable_cents {
+        return Err(ApiError::new(ErrorCode::InsufficientBalance).with_message(format!(
+            "{} cents can be withdrawn now ({} more are held until their return windows close)",
+            standing.withdrawable_cents, standing.held_for_returns_cents
+        )));
     }
     let stmt = tx
         .prepare_cached(&format!(

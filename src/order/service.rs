@@ -143,6 +143,9 @@ pub async fn apply(
     let mut aftermath = Aftermath::default();
     match to {
         OrderStatus::Cancelled => {
+            // The order's money goes back whole: nothing is left to ask for.
+            crate::after_sale::store::close_open(tx, order.id, step.actor_id, "the order was cancelled")
+                .await?;
             if order.view.kind == "seckill" {
                 aftermath.seckill_returns.extend(store::return_seckill_units(tx, order.id).await?);
             } else {
@@ -162,6 +165,12 @@ pub async fn apply(
             aftermath.changed_products = store::count_sales(tx, order.id, 1).await?;
         }
         OrderStatus::Completed => {
+            // Completion pays the shop; a request being worked on holds the
+            // money in escrow until it is decided.
+            if crate::after_sale::store::has_open(tx, order.id, None).await? {
+                return Err(ApiError::new(ErrorCode::AfterSaleOpen)
+                    .with_message("an after-sale request on this order is still open"));
+            }
             order_money::settle(tx, order.id, state.settings.finance.commission_bps()).await?;
         }
         _ => {}

@@ -129,29 +129,35 @@ pub async fn ship(
     v.finish()?;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    let ordered = store::items(&tx, order.id).await?;
+    let step = Step { event: OrderEvent::Ship, actor_id: Some(actor_id), note: "shipped", reason: None };
+    let aftermath = service::apply(&tx, state, order, step).await?;
+    // Read under the order's row lock, which the step took: a refund
+    // request or refund that committed meanwhile is seen.
+    if crate::after_sale::store::has_open(&tx, order.id, Some("refund")).await? {
+        return Err(ApiError::new(ErrorCode::AfterSaleOpen)
+            .with_message("the shopper asked for a refund; decide it before shipping"));
+    }
+    // Refunded units stay behind.
+    let to_ship: Vec<ShippedItem> = store::items(&tx, order.id)
+        .await?
+        .iter()
+        .map(|i| ShippedItem { sku_id: i.sku_id, quantity: i.quantity - i.refunded_quantity })
+        .filter(|i| i.quantity > 0)
+        .collect();
     let items = match shipment.items {
-        None => ordered.iter().map(|i| ShippedItem { sku_id: i.sku_id, quantity: i.quantity }).collect(),
+        None => to_ship,
         Some(items) => {
             let mut v = Validator::new();
             v.check("items", !items.is_empty(), "required");
             for (n, item) in items.iter().enumerate() {
-                let bought =
-                    ordered.iter().filter(|i| i.sku_id == item.sku_id).map(|i| i.quantity).sum::<i32>();
-                v.check(&format!("items[{n}]"), item.quantity > 0 && item.quantity <= bought, "not_in_order");
+                let left =
+                    to_ship.iter().filter(|i| i.sku_id == item.sku_id).map(|i| i.quantity).sum::<i32>();
+                v.check(&format!("items[{n}]"), item.quantity > 0 && item.quantity <= left, "not_in_order");
             }
             v.finish()?;
             items
         }
     };
-    let step = Step { event: OrderEvent::Ship, actor_id: Some(actor_id), note: "shipped", reason: None };
-    let aftermath = service::apply(&tx, state, order, step).await?;
-    // Checked after the step took the order's row lock, so a refund request
-    // filed meanwhile (which locks the order too) is seen.
-    if crate::after_sale::store::has_open(&tx, order.id, Some("refund")).await? {
-        return Err(ApiError::new(ErrorCode::AfterSaleOpen)
-            .with_message("the shopper asked for a refund; decide it before shipping"));
-    }
     let stmt = tx
         .prepare_cached(
             "INSERT INTO shipments (order_id, carrier, tracking_no, items, shipped_by) VALUES ($1, $2, $3, $4, $5)",

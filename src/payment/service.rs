@@ -220,6 +220,7 @@ pub async fn apply_callback(
     let step = Step { event: OrderEvent::Pay, actor_id: None, note: &note, reason: None };
     match orders::apply(&tx, state, &order, step).await {
         Ok(aftermath) => {
+            store::mark_paying(&tx, order.id, payment.id).await?;
             tx.commit().await?;
             aftermath.settle(state).await;
             Ok(CallbackEffect::Paid)

@@ -248,19 +248,25 @@ pub async fn insert_refund(
     client.query_one(&stmt, &[&payment_id, &amount_cents, &reason, &after_sale_id]).await?.try_get(0)
 }
 
-/// The payment that paid an order (refunds go back through it), if the
-/// order was paid through a gateway.
+/// Records that `payment_id` is what paid the order (its refunds go back
+/// through it, whatever other attempts settled).
+pub async fn mark_paying(
+    client: &impl GenericClient,
+    order_id: i64,
+    payment_id: i64,
+) -> Result<(), tokio_postgres::Error> {
+    let stmt = client.prepare_cached("UPDATE orders SET paid_by_payment_id = $2 WHERE id = $1").await?;
+    client.execute(&stmt, &[&order_id, &payment_id]).await?;
+    Ok(())
+}
+
+/// The payment that paid an order, if it was paid through a gateway.
 pub async fn paying_payment(
     client: &impl GenericClient,
     order_id: i64,
 ) -> Result<Option<i64>, tokio_postgres::Error> {
-    let stmt = client
-        .prepare_cached(
-            "SELECT id FROM payments WHERE order_id = $1 AND status IN ('succeeded', 'refunded')
-             ORDER BY paid_at, id LIMIT 1",
-        )
-        .await?;
-    client.query_opt(&stmt, &[&order_id]).await?.map(|row| row.try_get(0)).transpose()
+    let stmt = client.prepare_cached("SELECT paid_by_payment_id FROM orders WHERE id = $1").await?;
+    Ok(client.query_opt(&stmt, &[&order_id]).await?.map(|row| row.try_get(0)).transpose()?.flatten())
 }
 
 /// A refund not yet taken by the gateway, with what sending it needs.

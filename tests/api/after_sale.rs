@@ -124,6 +124,12 @@ async fn a_partial_refund_before_shipping_returns_units_and_money_and_the_rest_s
 
     let reply = app.call("POST", &ship_path, Some(&shop.owner), Some(ship)).await;
     assert_eq!(reply.body["status"], "shipped", "{:?}", reply.body);
+    let shipped = app.call("GET", &format!("/api/orders/{no}"), Some(&token), None).await.body;
+    assert_eq!(
+        shipped["shipment"]["items"],
+        json!([{"sku_id": shop.skus[0], "quantity": 2}]),
+        "the refunded unit stays"
+    );
     let mine = app.call("GET", "/api/after-sales", Some(&token), None).await;
     assert_eq!(mine.body["total"], 1);
 }
@@ -181,6 +187,12 @@ async fn a_disputed_return_is_decided_by_an_operator_and_refunded_when_the_goods
         (reply.status, reply.code()),
         (StatusCode::CONFLICT, "invalid_state"),
         "the goods are on their way"
+    );
+    let confirm = app.call("POST", &format!("/api/orders/{no}/confirm-receipt"), Some(&token), None).await;
+    assert_eq!(
+        (confirm.status, confirm.code()),
+        (StatusCode::CONFLICT, "after_sale_open"),
+        "money stays in escrow"
     );
     let before = stock(&app, shop.skus[1]).await;
     let reply = merchant_step(&app, &shop, &case, "receive", "").await;

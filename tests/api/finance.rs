@@ -103,9 +103,20 @@ async fn the_books_balance_after_orders_refunds_returns_late_payments_and_withdr
         entries["items"].as_array().unwrap().iter().map(|e| e["amount_cents"].as_i64().unwrap()).sum();
     assert_eq!(sum, owed);
 
-    // Withdrawals: never more than the balance, held while requested.
+    // Withdrawals: nothing while the orders can still be returned...
     let withdraw = format!("{finance}/withdrawals");
     let ask = |cents: i64| json!({"amount_cents": cents, "payout_account": "6222 0210 0011 2233"});
+    assert_eq!(
+        (balance["held_for_returns_cents"].as_i64(), balance["withdrawable_cents"].as_i64()),
+        (Some(owed), Some(0))
+    );
+    let reply = app.call("POST", &withdraw, Some(&shop.owner), Some(ask(1))).await;
+    assert_eq!((reply.status, reply.code()), (StatusCode::CONFLICT, "insufficient_balance"));
+    let clock = app.state.as_ref().unwrap().clock.clone();
+    clock.advance(chrono::TimeDelta::days(i64::from(app.settings.finance.return_window_days) + 1));
+    let balance = app.call("GET", &finance, Some(&shop.owner), None).await.body;
+    assert_eq!(balance["withdrawable_cents"], owed);
+    // ...then never more than the balance, held while requested.
     let reply = app.call("POST", &withdraw, Some(&shop.owner), Some(ask(owed + 1))).await;
     assert_eq!((reply.status, reply.code()), (StatusCode::CONFLICT, "insufficient_balance"));
     let paid_out = app.call("POST", &withdraw, Some(&shop.owner), Some(ask(5_000))).await;
