@@ -348,7 +348,10 @@ pub async fn act(
         actor.record(&tx, &format!("after_sale.{}", to.as_str()), case_no, detail).await?;
     }
     tx.commit().await?;
+    // Settling may need connections of its own (refunds): hold none meanwhile.
+    drop(client);
     aftermath.settle(state).await;
+    let client = state.db.get().await?;
     store::find_by_no(&client, case_no, false).await?.ok_or_else(no_such_request)
 }
 

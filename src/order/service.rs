@@ -215,7 +215,10 @@ pub async fn act(state: &AppState, order: &OrderRow, step: Step<'_>) -> ApiResul
     let tx = client.transaction().await?;
     let aftermath = apply(&tx, state, order, step).await?;
     tx.commit().await?;
+    // Settling may need connections of its own (refunds): hold none meanwhile.
+    drop(client);
     aftermath.settle(state).await;
+    let client = state.db.get().await?;
     store::find(&client, order.id).await?.ok_or_else(no_such_order)
 }
 
@@ -258,7 +261,10 @@ pub async fn pay(state: &AppState, user_id: i64, order_no: &str) -> ApiResult<Or
     match apply(&tx, state, &order, step).await {
         Ok(aftermath) => {
             tx.commit().await?;
+            // Settling may need connections of its own (refunds): hold none meanwhile.
+            drop(client);
             aftermath.settle(state).await;
+            let client = state.db.get().await?;
             store::find(&client, order.id).await?.ok_or_else(no_such_order)
         }
         Err(err) if matches!(err.code(), ErrorCode::OrderExpired | ErrorCode::OrderCancelled) => {
@@ -359,6 +365,7 @@ async fn sweep_one(state: &AppState, order_id: i64, step: Step<'_>) -> ApiResult
     }
     let aftermath = apply(&tx, state, &order, step).await?;
     tx.commit().await?;
+    drop(client);
     aftermath.settle(state).await;
     Ok(())
 }

@@ -173,7 +173,10 @@ pub async fn ship(
         }
     })?;
     tx.commit().await?;
+    // Settling may need connections of its own (refunds): hold none meanwhile.
+    drop(client);
     aftermath.settle(state).await;
+    let client = state.db.get().await?;
     store::find(&client, order.id).await?.ok_or_else(|| ApiError::new(ErrorCode::NotFound))
 }
 

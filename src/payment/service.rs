@@ -185,6 +185,7 @@ pub async fn apply_callback(
         let refund_id =
             owe_refund(&tx, &payment, callback.amount_cents, "second settlement", &detail).await?;
         tx.commit().await?;
+        drop(client);
         send_refund_logged(state, refund_id).await;
         return Ok(CallbackEffect::Refunded);
     }
@@ -209,6 +210,7 @@ pub async fn apply_callback(
             .await?;
         let refund_id = owe_refund(&tx, &payment, callback.amount_cents, "amount_mismatch", &detail).await?;
         tx.commit().await?;
+        drop(client);
         send_refund_logged(state, refund_id).await;
         return Err(ErrorCode::AmountMismatch.into());
     }
@@ -222,6 +224,7 @@ pub async fn apply_callback(
         Ok(aftermath) => {
             store::mark_paying(&tx, order.id, payment.id).await?;
             tx.commit().await?;
+            drop(client);
             aftermath.settle(state).await;
             Ok(CallbackEffect::Paid)
         }
@@ -229,6 +232,7 @@ pub async fn apply_callback(
             let reason = format!("order not payable: {}", err.code().as_str());
             let refund_id = owe_refund(&tx, &payment, payment.view.amount_cents, &reason, &detail).await?;
             tx.commit().await?;
+            drop(client);
             send_refund_logged(state, refund_id).await;
             Ok(CallbackEffect::Refunded)
         }
@@ -283,6 +287,9 @@ pub async fn send_refund(state: &AppState, refund_id: i64) -> ApiResult<()> {
         Ok(provider_refund_id) => {
             store::finish_refund(&tx, refund.id, Some(&provider_refund_id)).await?;
             order_money::record_refund_sent(&tx, refund.id, refund.amount_cents).await?;
+            // Refunds of one payment finish one at a time (never across the
+            // gateway call), so the one that completes it sees the others.
+            store::lock_payment(&tx, refund.payment_id).await?;
             let detail = json!({"refund_id": provider_refund_id, "amount_cents": refund.amount_cents});
             if store::refunded_total(&tx, refund.payment_id).await? >= refund.payment_amount_cents {
                 store::settle(&tx, refund.payment_id, "refunded", None, state.clock.now(), &detail).await?;

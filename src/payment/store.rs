@@ -308,6 +308,13 @@ pub async fn lock_unsent_refund(
         .transpose()
 }
 
+/// Locks a payment row until the transaction ends.
+pub async fn lock_payment(client: &impl GenericClient, payment_id: i64) -> Result<(), tokio_postgres::Error> {
+    let stmt = client.prepare_cached("SELECT 1 FROM payments WHERE id = $1 FOR UPDATE").await?;
+    client.execute(&stmt, &[&payment_id]).await?;
+    Ok(())
+}
+
 /// Refunds still to send, least recently tried first, not tried within
 /// `backoff_secs`.
 pub async fn unsent_refunds(
