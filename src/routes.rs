@@ -5,8 +5,8 @@ use actix_web::web;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::{
-    account, address, admin, audit, blacklist, cart, category, inventory, menu, openapi, order, pay_account,
-    payment, product, rbac, seckill, shop, stats, storefront, system,
+    account, address, admin, audit, blacklist, cart, category, chat, inventory, menu, openapi, order,
+    pay_account, payment, product, rbac, seckill, shop, stats, storefront, system,
 };
 
 /// Prefix of the platform administration API.
@@ -27,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     order::handlers::configure(cfg);
     payment::handlers::configure(cfg);
     cart::handlers::configure(cfg);
+    chat::handlers::configure(cfg);
     address::handlers::configure(cfg);
     pay_account::handlers::configure(cfg);
     shop::handlers::configure(cfg);
@@ -36,7 +37,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(product::handlers::configure_merchant)
             .configure(inventory::handlers::configure)
             .configure(order::handlers::configure_merchant)
-            .configure(stats::handlers::configure),
+            .configure(stats::handlers::configure)
+            .configure(chat::handlers::configure_merchant),
     );
     openapi::configure(cfg);
     cfg.service(
@@ -50,7 +52,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(product::handlers::configure_system)
             .configure(category::handlers::configure)
             .configure(order::handlers::configure_system)
-            .configure(payment::handlers::configure_system),
+            .configure(payment::handlers::configure_system)
+            .configure(chat::handlers::configure_system),
     );
 }
 

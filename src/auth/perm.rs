@@ -36,4 +36,5 @@ permissions! {
     OrderAudit => "order.audit", "Read any order of any shop.";
     OrderIntervene => "order.intervene", "Cancel any order before it ships, with a reason.";
     PaymentRead => "payment.read", "Read any payment with its event log.";
+    CaseArbitrate => "case.arbitrate", "Work the queue of escalated complaints and appeals, take part in their threads and decide them.";
 }
