@@ -326,19 +326,26 @@ pub async fn queue(state: &AppState, status: Option<&str>, paging: Paging) -> Ap
     list(state, "k.status = ANY($1)", &[&statuses], "k.escalated_at NULLS LAST, k.id", paging).await
 }
 
-/// Moves case `case_id` from one of `from` to `to`, setting `extra` (SQL
-/// assignments over `$3`, `$4` = the actor and the note), and records it.
-/// 404 for no such case, 409 `invalid_state` for a status without that edge.
+/// One edge of the case status graph.
+struct Edge<'a> {
+    from: &'a [&'a str],
+    to: &'a str,
+    /// More SQL assignments, over `$3` (the actor) and `$4` (the note).
+    extra: &'a str,
+    note: &'a str,
+}
+
+/// Moves case `case_id` along `edge` and records it. 404 for no such case
+/// (or one `party_check` refuses), 409 `invalid_state` for a status
+/// without that edge.
 async fn transition(
     state: &AppState,
     user: &Principal,
     case_id: i64,
-    from: &[&str],
-    to: &str,
-    extra: &str,
-    note: &str,
+    edge: Edge<'_>,
     party_check: impl FnOnce(&Row) -> ApiResult<()>,
 ) -> ApiResult<CaseView> {
+    let Edge { from, to, extra, note } = edge;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
     let stmt = tx
@@ -354,6 +361,8 @@ async fn transition(
         return Err(ApiError::new(ErrorCode::InvalidState)
             .with_message(format!("a case that is {current} cannot become {to}")));
     }
+    // $3 and $4 are named in every statement (Postgres must type each
+    // parameter) though only some edges' `extra` uses them.
     let stmt = tx
         .prepare_cached(&format!(
             "UPDATE cases SET status = $2, updated_at = now(){extra} WHERE id = $1 AND $3::int8 IS NOT NULL
@@ -399,19 +408,20 @@ fn party(user: &Principal, filer_only: bool) -> impl FnOnce(&Row) -> ApiResult<(
 
 /// A party sends the case to the operators' queue.
 pub async fn escalate(state: &AppState, user: &Principal, case_id: i64) -> ApiResult<CaseView> {
-    let extra = ", escalated_at = now()";
-    transition(state, user, case_id, &["open"], "escalated", extra, "", party(user, false)).await
+    let edge = Edge { from: &["open"], to: "escalated", extra: ", escalated_at = now()", note: "" };
+    transition(state, user, case_id, edge, party(user, false)).await
 }
 
 /// The filer withdraws the case before it is decided.
 pub async fn withdraw(state: &AppState, user: &Principal, case_id: i64) -> ApiResult<CaseView> {
-    transition(state, user, case_id, &["open", "escalated"], "withdrawn", "", "", party(user, true)).await
+    let edge = Edge { from: &["open", "escalated"], to: "withdrawn", extra: "", note: "" };
+    transition(state, user, case_id, edge, party(user, true)).await
 }
 
 /// An operator takes an escalated case and joins its thread.
 pub async fn take(state: &AppState, user: &Principal, case_id: i64) -> ApiResult<CaseView> {
-    let extra = ", operator_id = $3";
-    transition(state, user, case_id, &["escalated"], "in_arbitration", extra, "", |_| Ok(())).await
+    let edge = Edge { from: &["escalated"], to: "in_arbitration", extra: ", operator_id = $3", note: "" };
+    transition(state, user, case_id, edge, |_| Ok(())).await
 }
 
 /// An operator decides an escalated case, with a note; its thread closes.
@@ -429,8 +439,7 @@ pub async fn decide(
         ", operator_id = $3, decision = '{}', decision_note = $4, decided_at = now()",
         decision.as_str()
     );
-    transition(state, user, case_id, &["escalated", "in_arbitration"], "decided", &extra, note.trim(), |_| {
-        Ok(())
-    })
-    .await
+    let edge =
+        Edge { from: &["escalated", "in_arbitration"], to: "decided", extra: &extra, note: note.trim() };
+    transition(state, user, case_id, edge, |_| Ok(())).await
 }

@@ -115,73 +115,59 @@ fn release(state: &AppState, shop_id: i64, agent_id: i64) {
 /// Gives queued conversation `id` of `shop_id` to the least-loaded online
 /// agent, if any is free; it stays queued otherwise.
 async fn route(state: &AppState, shop_id: i64, id: i64) -> ApiResult<()> {
-    let Some(agent_id) = pick(state, shop_id, None).await? else { return Ok(()) };
-    let stmt_sql = "UPDATE conversations SET agent_id = $2, status = 'open', updated_at = now()
-                    WHERE id = $1 AND status = 'queued' RETURNING id, shopper_id";
-    match assign(state, stmt_sql, &[&id, &agent_id], agent_id).await {
-        Ok(Some((conversation_id, shopper_id))) => {
-            announce(state, shop_id, conversation_id, agent_id, &[shopper_id, agent_id]);
-            Ok(())
-        }
-        Ok(None) => {
-            release(state, shop_id, agent_id);
-            Ok(())
-        }
-        Err(err) => {
-            release(state, shop_id, agent_id);
-            Err(err)
-        }
-    }
+    let sql = "SELECT id, shopper_id FROM conversations WHERE id = $1 AND status = 'queued' FOR UPDATE";
+    assign_queued(state, shop_id, sql, &[&id]).await.map(drop)
 }
 
-/// Runs `sql` (an update giving a conversation to `agent_id`, returning
-/// its `id` and `shopper_id`) and adds the agent as a member, in one
-/// transaction. `None` when it matched nothing.
-async fn assign(
+/// Gives the shop's queued conversations, oldest first, to free online
+/// agents until either runs out.
+pub async fn drain_queue(state: &AppState, shop_id: i64) -> ApiResult<()> {
+    let sql = "SELECT id, shopper_id FROM conversations WHERE shop_id = $1 AND status = 'queued'
+               ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED";
+    while assign_queued(state, shop_id, sql, &[&shop_id]).await? {}
+    Ok(())
+}
+
+/// Locks the queued conversation `select` finds (`id`, `shopper_id`),
+/// then reserves the least-loaded free agent for it and stores the
+/// assignment, in one transaction. A slot is only reserved for a
+/// conversation in hand, so a drain never holds one that a transfer could
+/// have used. Whether a conversation was assigned.
+async fn assign_queued(
     state: &AppState,
-    sql: &str,
+    shop_id: i64,
+    select: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    agent_id: i64,
-) -> ApiResult<Option<(i64, i64)>> {
+) -> ApiResult<bool> {
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    let stmt = tx.prepare_cached(sql).await?;
-    let Some(row) = tx.query_opt(&stmt, params).await? else { return Ok(None) };
+    let stmt = tx.prepare_cached(select).await?;
+    let Some(row) = tx.query_opt(&stmt, params).await? else { return Ok(false) };
     let (id, shopper_id): (i64, i64) = (row.try_get("id")?, row.try_get("shopper_id")?);
-    store::join(&tx, id, agent_id, "agent").await?;
-    tx.commit().await?;
-    Ok(Some((id, shopper_id)))
+    let Some(agent_id) = pick(state, shop_id, None).await? else { return Ok(false) };
+    let stored = async {
+        let stmt = tx
+            .prepare_cached(
+                "UPDATE conversations SET agent_id = $2, status = 'open', updated_at = now() WHERE id = $1",
+            )
+            .await?;
+        tx.execute(&stmt, &[&id, &agent_id]).await?;
+        store::join(&tx, id, agent_id, "agent").await?;
+        tx.commit().await
+    }
+    .await;
+    if let Err(err) = stored {
+        release(state, shop_id, agent_id);
+        return Err(err.into());
+    }
+    announce(state, shop_id, id, agent_id, &[shopper_id, agent_id]);
+    Ok(true)
 }
 
 /// Tells the shard to reload and the people involved that the conversation has an agent.
 fn announce(state: &AppState, shop_id: i64, conversation_id: i64, agent_id: i64, users: &[i64]) {
     state.chat.forget(conversation_id);
     state.chat.notify(users, Event::Assigned { conversation_id, shop_id, agent_id });
-}
-
-/// Gives the shop's queued conversations, oldest first, to free online
-/// agents until either runs out.
-pub async fn drain_queue(state: &AppState, shop_id: i64) -> ApiResult<()> {
-    loop {
-        let Some(agent_id) = pick(state, shop_id, None).await? else { return Ok(()) };
-        let sql = "UPDATE conversations SET agent_id = $2, status = 'open', updated_at = now()
-                   WHERE id = (SELECT id FROM conversations WHERE shop_id = $1 AND status = 'queued'
-                               ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-                   RETURNING id, shopper_id";
-        match assign(state, sql, &[&shop_id, &agent_id], agent_id).await {
-            Ok(Some((conversation_id, shopper_id))) => {
-                announce(state, shop_id, conversation_id, agent_id, &[shopper_id, agent_id]);
-            }
-            Ok(None) => {
-                release(state, shop_id, agent_id);
-                return Ok(());
-            }
-            Err(err) => {
-                release(state, shop_id, agent_id);
-                return Err(err);
-            }
-        }
-    }
 }
 
 /// The shops where `user_id` may serve chats (accepted staff holding

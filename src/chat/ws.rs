@@ -78,14 +78,20 @@ pub async fn connect(
     })
 }
 
-/// What a client sends.
+/// What a client sends: one flat shape, `type` saying which fields count
+/// (a tagged enum cannot carry the payload as raw JSON).
 #[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum ClientFrame {
-    Send { conversation_id: i64, client_msg_id: String, kind: String, payload: Box<RawValue> },
-    Read { conversation_id: i64, seq: i64 },
-    Typing { conversation_id: i64 },
-    Resume { conversations: Vec<ResumePoint> },
+#[serde(deny_unknown_fields)]
+struct ClientFrame {
+    /// `send`, `read`, `typing` or `resume`.
+    #[serde(rename = "type")]
+    frame: String,
+    conversation_id: Option<i64>,
+    client_msg_id: Option<String>,
+    kind: Option<String>,
+    payload: Option<Box<RawValue>>,
+    seq: Option<i64>,
+    conversations: Option<Vec<ResumePoint>>,
 }
 
 #[derive(Deserialize)]
@@ -292,23 +298,47 @@ impl ChatConnection {
             }
             Err(e) => return Self::error(ctx, ErrorCode::MalformedJson, e.to_string(), None, None),
         };
-        match frame {
-            ClientFrame::Send { conversation_id, client_msg_id, kind, payload } => {
+        let missing = |field: &str| format!("a {} frame needs {field}", frame.frame);
+        let Some(conversation_id) =
+            frame.conversation_id.or(if frame.frame == "resume" { Some(0) } else { None })
+        else {
+            return Self::error(ctx, ErrorCode::InvalidBody, missing("conversation_id"), None, None);
+        };
+        match (
+            frame.frame.as_str(),
+            frame.client_msg_id,
+            frame.kind,
+            frame.payload,
+            frame.seq,
+            frame.conversations,
+        ) {
+            ("send", Some(client_msg_id), Some(kind), Some(payload), None, None) => {
                 self.send(ctx, conversation_id, client_msg_id, &kind, payload);
             }
-            ClientFrame::Read { conversation_id, seq } => {
+            ("read", None, None, None, Some(seq), None) => {
                 let (reply, answer) = oneshot::channel();
                 let msg = MarkRead { conversation_id, caller: self.caller(), seq, reply };
                 let sent = self.state.chat.hub.shard(conversation_id).try_send(msg).is_ok();
                 self.await_done(ctx, conversation_id, sent, answer);
             }
-            ClientFrame::Typing { conversation_id } => {
+            ("typing", None, None, None, None, None) => {
                 let (reply, answer) = oneshot::channel();
                 let msg = Typing { conversation_id, caller: self.caller(), reply };
                 let sent = self.state.chat.hub.shard(conversation_id).try_send(msg).is_ok();
                 self.await_done(ctx, conversation_id, sent, answer);
             }
-            ClientFrame::Resume { conversations } => self.resume(ctx, conversations),
+            ("resume", None, None, None, None, Some(points)) if frame.conversation_id.is_none() => {
+                self.resume(ctx, points)
+            }
+            ("send" | "read" | "typing" | "resume", ..) => {
+                let message =
+                    "send: conversation_id, client_msg_id, kind, payload; read: conversation_id, seq; \
+                               typing: conversation_id; resume: conversations";
+                Self::error(ctx, ErrorCode::InvalidBody, message, frame.conversation_id, None)
+            }
+            (other, ..) => {
+                Self::error(ctx, ErrorCode::InvalidBody, format!("unknown frame type {other}"), None, None)
+            }
         }
     }
 
@@ -370,7 +400,7 @@ impl ChatConnection {
             );
         }
         self.in_flight += 1;
-        ctx.spawn(async move { answer.await }.into_actor(self).map(move |answer, conn, ctx| {
+        ctx.spawn(answer.into_actor(self).map(move |answer, conn, ctx| {
             conn.in_flight -= 1;
             match answer {
                 Ok(Ok(Ack { conversation_id, id, seq, created_at })) => ctx.text(render(&ServerFrame::Ack {
@@ -415,7 +445,7 @@ impl ChatConnection {
                 None,
             );
         }
-        ctx.spawn(async move { answer.await }.into_actor(self).map(move |answer, _, ctx| {
+        ctx.spawn(answer.into_actor(self).map(move |answer, _, ctx| {
             if let Ok(Err(error)) = answer {
                 Self::error(ctx, error_code(&error), error.to_string(), Some(conversation_id), None);
             }

@@ -10,6 +10,7 @@ mod blacklist;
 mod cart;
 mod catalog_fixture;
 mod category;
+mod chat;
 mod crash;
 mod demo;
 mod helpers;

@@ -376,7 +376,7 @@ impl<S: ChatStore, L: ConversationSource> ConversationShard<S, L> {
         match self.writer.submit(ChatWrite::Messages(drafts.clone())) {
             Ok(stored) => {
                 conversation.writing = true;
-                ctx.spawn(async move { stored.await }.into_actor(self).map(move |result, shard, ctx| {
+                ctx.spawn(stored.into_actor(self).map(move |result, shard, ctx| {
                     let result = match result {
                         Ok(Ok(ChatWritten::Messages(written))) if written.len() == drafts.len() => {
                             Ok(written)
