@@ -64,11 +64,13 @@ pub struct ChatReport {
 pub struct PhaseResult {
     pub name: String,
     pub target_rate: f64,
+    /// The sending window plus the wait for answers still in flight.
     pub elapsed_secs: f64,
     pub sent: u64,
     pub acked: u64,
     pub send_errors: u64,
     pub delivered: u64,
+    /// Deliveries over the sending window (`--duration`).
     pub delivered_per_sec: f64,
     pub latency_ms_p50: f64,
     pub latency_ms_p99: f64,
@@ -80,6 +82,8 @@ pub struct PhaseResult {
     pub duplicated: u64,
     /// Connections reopened during the phase.
     pub reconnected: u64,
+    /// Error frames by code.
+    pub errors: std::collections::BTreeMap<String, u64>,
 }
 
 impl ChatReport {
@@ -98,7 +102,7 @@ impl ChatReport {
             out += &format!(
                 "  {}: target {:.0} msg/s, {:.2} s: sent {}, acked {}, errors {}, delivered {} ({:.0} msg/s), \
                  latency p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms max {:.2} ms, lost {}, duplicated {}, \
-                 reconnected {}\n",
+                 reconnected {}, errors by code {:?}\n",
                 p.name,
                 p.target_rate,
                 p.elapsed_secs,
@@ -113,7 +117,8 @@ impl ChatReport {
                 p.latency_ms_max,
                 p.lost,
                 p.duplicated,
-                p.reconnected
+                p.reconnected,
+                p.errors
             );
         }
         out += &format!(
@@ -151,6 +156,7 @@ struct Tally {
     delivered: HashMap<(i64, i64), u32>,
     latency: Option<Histogram<u64>>,
     reconnected: u64,
+    error_codes: HashMap<String, u64>,
 }
 
 impl Tally {
@@ -262,7 +268,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ChatReport> {
         plan.barrier.wait().await;
         let elapsed = phase_start.elapsed();
         let tallies = std::mem::take(&mut *plan.results.lock().map_err(|_| anyhow!("poisoned"))?);
-        phases.push(summarise(name, args.rate, elapsed, tallies)?);
+        phases.push(summarise(name, args.rate, plan.duration, elapsed, tallies)?);
     }
     plan.barrier.wait().await;
     for handle in handles {
@@ -314,17 +320,22 @@ async fn routed(db: &tokio_postgres::Client, shop_ids: &[i64]) -> anyhow::Result
 fn summarise(
     name: &str,
     rate: f64,
+    window: Duration,
     elapsed: Duration,
     tallies: Vec<(usize, Tally)>,
 ) -> anyhow::Result<PhaseResult> {
     let mut latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)?;
     let (mut sent, mut errors, mut reconnected) = (0, 0, 0);
+    let mut codes = std::collections::BTreeMap::new();
     let mut acked = Vec::new();
     let mut delivered: HashMap<(i64, i64), u32> = HashMap::new();
     for (_, tally) in tallies {
         sent += tally.sent;
         errors += tally.errors;
         reconnected += tally.reconnected;
+        for (code, n) in tally.error_codes {
+            *codes.entry(code).or_default() += n;
+        }
         acked.extend(tally.acked);
         for (key, n) in tally.delivered {
             *delivered.entry(key).or_default() += n;
@@ -347,7 +358,7 @@ fn summarise(
         acked: acked.len() as u64,
         send_errors: errors,
         delivered: count,
-        delivered_per_sec: count as f64 / elapsed.as_secs_f64().max(1e-9),
+        delivered_per_sec: count as f64 / window.as_secs_f64().max(1e-9),
         latency_ms_p50: ms(0.5),
         latency_ms_p99: ms(0.99),
         latency_ms_p99_9: ms(0.999),
@@ -355,6 +366,7 @@ fn summarise(
         lost,
         duplicated,
         reconnected,
+        errors: codes,
     })
 }
 
@@ -419,12 +431,17 @@ async fn client_thread(t: usize, accounts: Vec<Buyer>, plan: Arc<Plan>) -> anyho
             });
         }
         send_loop(&plan, &senders, &tally, phase_start).await;
-        // Let answers in flight arrive.
-        let drain_until = Instant::now() + Duration::from_secs(5);
+        // Let answers in flight arrive: every send answered (or a minute
+        // passed), then no delivery for half a second.
+        let drain_until = Instant::now() + Duration::from_secs(60);
         while Instant::now() < drain_until && senders.iter().any(|c| !c.borrow().pending.is_empty()) {
             actix_web::rt::time::sleep(Duration::from_millis(50)).await;
         }
-        actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+        let mut seen = usize::MAX;
+        while tally.borrow().delivered.len() != seen {
+            seen = tally.borrow().delivered.len();
+            actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+        }
         let done = std::mem::take(&mut *tally.borrow_mut());
         plan.results.lock().map_err(|_| anyhow!("poisoned"))?.push((t, done));
         plan.barrier.wait().await;
@@ -572,7 +589,15 @@ fn on_frame(conn: &Rc<RefCell<Conn>>, tally: &Rc<RefCell<Tally>>, frame: &Value,
                 t.record_latency(now_us(start).saturating_sub(stamp));
             }
         }
-        Some("error") => tally.borrow_mut().errors += 1,
+        Some("error") => {
+            // Refused (overloaded, say): not stored, not retried.
+            if let Some(id) = frame["client_msg_id"].as_str() {
+                c.pending.remove(id);
+            }
+            let mut t = tally.borrow_mut();
+            t.errors += 1;
+            *t.error_codes.entry(frame["code"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
+        }
         _ => {}
     }
 }

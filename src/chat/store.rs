@@ -191,34 +191,38 @@ async fn write(
 }
 
 impl ConversationSource for PgChat {
-    async fn load(&self, conversation_id: i64) -> Result<Option<ConversationSnapshot>, String> {
+    async fn load(&self, ids: Vec<i64>) -> Result<Vec<(i64, ConversationSnapshot)>, String> {
         let err = |e: tokio_postgres::Error| format!("{e:#}");
         let client = self.pool.get().await.map_err(|e| format!("no connection: {e}"))?;
         let stmt = client
             .prepare_cached(
-                "SELECT c.kind, c.status,
+                "SELECT c.id, c.kind, c.status,
                         COALESCE((SELECT max(seq) FROM messages m WHERE m.conversation_id = c.id), 0) AS last_seq,
                         ARRAY(SELECT user_id FROM conversation_members WHERE conversation_id = c.id
                               AND left_at IS NULL ORDER BY user_id) AS users,
                         ARRAY(SELECT last_read_seq FROM conversation_members WHERE conversation_id = c.id
                               AND left_at IS NULL ORDER BY user_id) AS reads
-                 FROM conversations c WHERE c.id = $1",
+                 FROM conversations c WHERE c.id = ANY($1)",
             )
             .await
             .map_err(err)?;
-        let Some(row) = client.query_opt(&stmt, &[&conversation_id]).await.map_err(err)? else {
-            return Ok(None);
-        };
-        let kind: String = row.try_get("kind").map_err(err)?;
-        let status: String = row.try_get("status").map_err(err)?;
-        let users: Vec<i64> = row.try_get("users").map_err(err)?;
-        let reads: Vec<i64> = row.try_get("reads").map_err(err)?;
-        Ok(Some(ConversationSnapshot {
-            members: users.into_iter().zip(reads).collect(),
-            is_case: kind == "case",
-            closed: status == "closed",
-            last_seq: row.try_get("last_seq").map_err(err)?,
-        }))
+        let rows = client.query(&stmt, &[&ids]).await.map_err(err)?;
+        rows.iter()
+            .map(|row| {
+                let kind: String = row.try_get("kind")?;
+                let status: String = row.try_get("status")?;
+                let users: Vec<i64> = row.try_get("users")?;
+                let reads: Vec<i64> = row.try_get("reads")?;
+                let snapshot = ConversationSnapshot {
+                    members: users.into_iter().zip(reads).collect(),
+                    is_case: kind == "case",
+                    closed: status == "closed",
+                    last_seq: row.try_get("last_seq")?,
+                };
+                Ok((row.try_get("id")?, snapshot))
+            })
+            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+            .map_err(err)
     }
 }
 

@@ -176,12 +176,13 @@ pub struct ConversationSnapshot {
 
 /// Loads conversations for the shards. Implemented by the server over Postgres.
 pub trait ConversationSource: Send + Sync + 'static {
-    /// The conversation, or `None` if there is none with that id. An error
-    /// means it could not be read (the requests waiting for it fail).
+    /// The conversations of `ids` that exist (a shard loads every
+    /// conversation first touched meanwhile in one call). An error means
+    /// they could not be read (the requests waiting for them fail).
     fn load(
         &self,
-        conversation_id: i64,
-    ) -> impl std::future::Future<Output = Result<Option<ConversationSnapshot>, String>> + Send;
+        ids: Vec<i64>,
+    ) -> impl std::future::Future<Output = Result<Vec<(i64, ConversationSnapshot)>, String>> + Send;
 }
 
 /// One write of the chat's group-commit writer.

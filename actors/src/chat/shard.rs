@@ -2,7 +2,10 @@
 //! the messages of its conversations.
 //!
 //! A conversation's state is loaded from the database on first use (the
-//! requests arriving meanwhile wait for it) and dropped when idle. Each
+//! requests arriving meanwhile wait for it; a shard has one load in flight,
+//! covering every conversation first touched since the last one, so a
+//! burst of first messages costs a few queries, not one each) and dropped
+//! when idle. Each
 //! conversation has at most one write in flight: messages arriving while
 //! one is being committed wait and go out together as the next write, and
 //! get their seqs only then. So seqs are committed in order, a failed write
@@ -190,6 +193,9 @@ pub struct ConversationShard<S: ChatStore, L: ConversationSource> {
     conversations: HashMap<i64, Conversation>,
     /// Requests waiting for their conversation to load.
     loading: HashMap<i64, Vec<Request>>,
+    /// Conversations waiting for the next load, and whether one is out.
+    to_load: Vec<i64>,
+    load_in_flight: bool,
     writer: WriterHandle<S>,
     source: Arc<L>,
     directories: Arc<Directories>,
@@ -207,6 +213,8 @@ impl<S: ChatStore, L: ConversationSource> ConversationShard<S, L> {
         Self {
             conversations: HashMap::new(),
             loading: HashMap::new(),
+            to_load: Vec::new(),
+            load_in_flight: false,
             writer,
             source,
             directories,
@@ -230,33 +238,49 @@ impl<S: ChatStore, L: ConversationSource> ConversationShard<S, L> {
             Entry::Occupied(mut waiting) => waiting.get_mut().push(request),
             Entry::Vacant(slot) => {
                 slot.insert(vec![request]);
-                self.load(conversation_id, ctx);
+                self.to_load.push(conversation_id);
+                self.load(ctx);
             }
         }
     }
 
-    fn load(&mut self, conversation_id: i64, ctx: &mut Context<Self>) {
+    /// Loads every conversation waiting for it, unless a load is out (the
+    /// next one starts when it is back).
+    fn load(&mut self, ctx: &mut Context<Self>) {
+        if self.load_in_flight || self.to_load.is_empty() {
+            return;
+        }
+        self.load_in_flight = true;
+        let ids = std::mem::take(&mut self.to_load);
         let source = self.source.clone();
-        let loaded = async move { source.load(conversation_id).await };
+        let batch = ids.clone();
+        let loaded = async move { source.load(batch).await };
         ctx.spawn(loaded.into_actor(self).map(move |result, shard, ctx| {
-            let waiting = shard.loading.remove(&conversation_id).unwrap_or_default();
+            shard.load_in_flight = false;
+            let mut found: HashMap<i64, ConversationSnapshot> = HashMap::new();
             let error = match result {
-                Ok(Some(snapshot)) => {
-                    shard.conversations.insert(conversation_id, Conversation::new(snapshot));
-                    for request in waiting {
-                        shard.handle_request(conversation_id, request, ctx);
-                    }
-                    return;
+                Ok(snapshots) => {
+                    found.extend(snapshots);
+                    ChatError::NotFound
                 }
-                Ok(None) => ChatError::NotFound,
                 Err(error) => {
-                    tracing::warn!(conversation_id, %error, "cannot load conversation");
+                    tracing::warn!(conversations = ids.len(), %error, "cannot load conversations");
                     ChatError::WriteFailed
                 }
             };
-            for request in waiting {
-                request.fail(error.clone());
+            for conversation_id in ids {
+                let waiting = shard.loading.remove(&conversation_id).unwrap_or_default();
+                match found.remove(&conversation_id) {
+                    Some(snapshot) => {
+                        shard.conversations.insert(conversation_id, Conversation::new(snapshot));
+                        for request in waiting {
+                            shard.handle_request(conversation_id, request, ctx);
+                        }
+                    }
+                    None => waiting.into_iter().for_each(|request| request.fail(error.clone())),
+                }
             }
+            shard.load(ctx);
         }));
     }
 
