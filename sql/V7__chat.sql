@@ -86,7 +86,8 @@ CREATE TABLE conversation_members (
     left_at         TIMESTAMPTZ,
     PRIMARY KEY (conversation_id, user_id)
 );
-CREATE INDEX conversation_members_user_idx ON conversation_members (user_id, conversation_id) WHERE left_at IS NULL;
+-- By user only: a conversation's members are found through the primary key.
+CREATE INDEX conversation_members_user_idx ON conversation_members (user_id) WHERE left_at IS NULL;
 
 -- Messages, numbered per conversation by the shard actor that owns it.
 -- `client_msg_id` makes a retried send a no-op (unique per sender and

@@ -194,35 +194,42 @@ impl ConversationSource for PgChat {
     async fn load(&self, ids: Vec<i64>) -> Result<Vec<(i64, ConversationSnapshot)>, String> {
         let err = |e: tokio_postgres::Error| format!("{e:#}");
         let client = self.pool.get().await.map_err(|e| format!("no connection: {e}"))?;
-        let stmt = client
+        let conversations = client
             .prepare_cached(
                 "SELECT c.id, c.kind, c.status,
-                        COALESCE((SELECT max(seq) FROM messages m WHERE m.conversation_id = c.id), 0) AS last_seq,
-                        ARRAY(SELECT user_id FROM conversation_members WHERE conversation_id = c.id
-                              AND left_at IS NULL ORDER BY user_id) AS users,
-                        ARRAY(SELECT last_read_seq FROM conversation_members WHERE conversation_id = c.id
-                              AND left_at IS NULL ORDER BY user_id) AS reads
+                        COALESCE((SELECT max(seq) FROM messages m WHERE m.conversation_id = c.id), 0) AS last_seq
                  FROM conversations c WHERE c.id = ANY($1)",
             )
             .await
             .map_err(err)?;
-        let rows = client.query(&stmt, &[&ids]).await.map_err(err)?;
-        rows.iter()
-            .map(|row| {
-                let kind: String = row.try_get("kind")?;
-                let status: String = row.try_get("status")?;
-                let users: Vec<i64> = row.try_get("users")?;
-                let reads: Vec<i64> = row.try_get("reads")?;
-                let snapshot = ConversationSnapshot {
-                    members: users.into_iter().zip(reads).collect(),
-                    is_case: kind == "case",
-                    closed: status == "closed",
-                    last_seq: row.try_get("last_seq")?,
-                };
-                Ok((row.try_get("id")?, snapshot))
-            })
-            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
-            .map_err(err)
+        // Members in a query of their own, over the primary key: one index
+        // probe per conversation.
+        let members = client
+            .prepare_cached(
+                "SELECT conversation_id, user_id, last_read_seq FROM conversation_members
+                 WHERE conversation_id = ANY($1) AND left_at IS NULL",
+            )
+            .await
+            .map_err(err)?;
+        let mut found: HashMap<i64, ConversationSnapshot> = HashMap::new();
+        for row in client.query(&conversations, &[&ids]).await.map_err(err)? {
+            let kind: String = row.try_get("kind").map_err(err)?;
+            let status: String = row.try_get("status").map_err(err)?;
+            let snapshot = ConversationSnapshot {
+                members: Vec::new(),
+                is_case: kind == "case",
+                closed: status == "closed",
+                last_seq: row.try_get("last_seq").map_err(err)?,
+            };
+            found.insert(row.try_get("id").map_err(err)?, snapshot);
+        }
+        for row in client.query(&members, &[&ids]).await.map_err(err)? {
+            let conversation_id: i64 = row.try_get(0).map_err(err)?;
+            if let Some(snapshot) = found.get_mut(&conversation_id) {
+                snapshot.members.push((row.try_get(1).map_err(err)?, row.try_get(2).map_err(err)?));
+            }
+        }
+        Ok(found.into_iter().collect())
     }
 }
 
