@@ -415,8 +415,11 @@ async fn client_thread(t: usize, accounts: Vec<Buyer>, plan: Arc<Plan>) -> anyho
             Tally { latency: Some(Histogram::new_with_bounds(1, 3_600_000_000, 3)?), ..Tally::default() };
         plan.barrier.wait().await;
         let phase_start = Instant::now();
+        let reconnecting = Rc::new(std::cell::Cell::new(false));
         if phase == "reconnect" {
+            reconnecting.set(true);
             let (client, plan, conns, tally) = (client.clone(), plan.clone(), conns.clone(), tally.clone());
+            let reconnecting = reconnecting.clone();
             spawn(async move {
                 actix_web::rt::time::sleep(plan.duration / 3).await;
                 for chunk in conns.chunks(64) {
@@ -428,9 +431,14 @@ async fn client_thread(t: usize, accounts: Vec<Buyer>, plan: Arc<Plan>) -> anyho
                         }
                     }
                 }
+                reconnecting.set(false);
             });
         }
         send_loop(&plan, &senders, &tally, phase_start).await;
+        // Every client of the phase reconnects before it is summed up.
+        while reconnecting.get() {
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
         // Let answers in flight arrive: every send answered (or a minute
         // passed), then no delivery for half a second.
         let drain_until = Instant::now() + Duration::from_secs(60);

@@ -6,9 +6,10 @@
 //! mailbox is its bounded outbound queue: when the directory finds it full,
 //! the connection is marked evicted and closes (1008) as soon as it runs.
 //! While a resume's query is out, live messages wait in a buffer bounded
-//! the same way; the fetched ones go first, then the waiting ones, and
-//! every message whose seq the connection has already sent is skipped, so a
-//! client gets each message once and in order.
+//! the same way; the fetched ones go first, then the waiting ones. A
+//! connection remembers per conversation the first seq it sent live (all
+//! later ones reach it live, in order) and what resumes sent below that
+//! ([`Sent`]), so a client gets each message once, whichever way it came.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -181,6 +182,39 @@ fn error_code(error: &ChatError) -> ErrorCode {
     }
 }
 
+/// What a connection has sent of one conversation. Live messages arrive
+/// in seq order from the moment the connection registered, so everything
+/// from the first live one up was sent live; a resume fills in below it.
+#[derive(Default)]
+struct Sent {
+    /// The highest seq sent.
+    max: i64,
+    /// The seq of the first message sent live.
+    first_live: Option<i64>,
+    /// The highest seq sent by a resume.
+    resumed: i64,
+}
+
+impl Sent {
+    /// Whether to send message `seq` (and note it as sent).
+    fn take(&mut self, seq: i64, live: bool) -> bool {
+        let fresh = if live {
+            seq > self.max
+        } else {
+            seq > self.resumed && self.first_live.is_none_or(|first| seq < first)
+        };
+        if fresh {
+            if live {
+                self.first_live.get_or_insert(seq);
+            } else {
+                self.resumed = seq;
+            }
+            self.max = self.max.max(seq);
+        }
+        fresh
+    }
+}
+
 /// One chat connection.
 pub struct ChatConnection {
     id: ConnectionId,
@@ -192,8 +226,8 @@ pub struct ChatConnection {
     served: Vec<(i64, Vec<i64>)>,
     evicted: Arc<AtomicBool>,
     last_heard: Instant,
-    /// Highest seq sent per conversation on this connection.
-    sent: HashMap<i64, i64>,
+    /// What this connection has sent of each conversation.
+    sent: HashMap<i64, Sent>,
     /// Resumes whose query is out; live messages wait meanwhile.
     resuming: usize,
     held: Vec<Event>,
@@ -238,27 +272,26 @@ impl ChatConnection {
         ctx.text(render(&frame));
     }
 
-    /// Writes a message unless this connection already sent its seq.
+    /// Writes a message (`live`, or fetched by a resume) unless this
+    /// connection already sent it.
     fn deliver(
         &mut self,
         ctx: &mut ws::WebsocketContext<Self>,
         conversation_id: i64,
         seq: i64,
+        live: bool,
         text: impl FnOnce() -> String,
     ) {
-        let sent = self.sent.entry(conversation_id).or_insert(0);
-        if seq <= *sent {
-            return;
+        if self.sent.entry(conversation_id).or_default().take(seq, live) {
+            ctx.text(text());
         }
-        *sent = seq;
-        ctx.text(text());
     }
 
     fn write_event(&mut self, ctx: &mut ws::WebsocketContext<Self>, event: &Event) {
         let text = match event {
             Event::Message(message) => {
                 let draft = &message.draft;
-                self.deliver(ctx, draft.conversation_id, draft.seq, || render_live(message));
+                self.deliver(ctx, draft.conversation_id, draft.seq, true, || render_live(message));
                 return;
             }
             Event::Read { conversation_id, user_id, seq } => {
@@ -474,14 +507,19 @@ impl ChatConnection {
             for (conversation_id, result) in fetched {
                 match result {
                     Ok(messages) => {
-                        let more = messages.len() as i64 > limit;
-                        for message in messages.iter().take(usize::try_from(limit).unwrap_or(usize::MAX)) {
-                            conn.deliver(ctx, conversation_id, message.seq, || {
+                        let taken = usize::try_from(limit).unwrap_or(usize::MAX).min(messages.len());
+                        let more = messages.len() > taken;
+                        for message in &messages[..taken] {
+                            conn.deliver(ctx, conversation_id, message.seq, false, || {
                                 render(&Deliver::from(message))
                             });
                         }
-                        let last_seq = conn.sent.get(&conversation_id).copied().unwrap_or(0);
-                        let last_seq = messages.last().map_or(last_seq, |m| m.seq.max(last_seq));
+                        let sent = conn.sent.get(&conversation_id).map_or(0, |s| s.max);
+                        // With more to come, resume again from the last one given.
+                        let last_seq = match (more, messages[..taken].last()) {
+                            (true, Some(last)) => last.seq,
+                            _ => sent,
+                        };
                         ctx.text(render(&ServerFrame::Resumed { conversation_id, last_seq, more }));
                     }
                     Err(err) => Self::error(
@@ -707,5 +745,33 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ChatConnection {
             }
             Ok(ws::Message::Continuation(_)) | Err(_) => ctx.stop(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sent;
+
+    #[test]
+    fn a_resume_fills_in_below_live_messages_and_nothing_is_sent_twice() {
+        let mut sent = Sent::default();
+        // Live 11 and 12 reach the connection before its resume from 8 is answered.
+        assert!(sent.take(11, true));
+        assert!(sent.take(12, true));
+        let resumed: Vec<i64> = (9..=12).filter(|seq| sent.take(*seq, false)).collect();
+        assert_eq!(resumed, vec![9, 10]);
+        // Held live messages the resume already gave are skipped; newer ones pass.
+        assert!(!sent.take(12, true));
+        assert!(sent.take(13, true));
+        // A second, overlapping resume repeats nothing.
+        assert!((9..=13).all(|seq| !sent.take(seq, false)));
+    }
+
+    #[test]
+    fn live_messages_after_a_resume_are_not_repeated() {
+        let mut sent = Sent::default();
+        assert!((1..=5).all(|seq| sent.take(seq, false)));
+        assert!(!sent.take(5, true));
+        assert!(sent.take(6, true));
     }
 }
