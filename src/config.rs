@@ -19,6 +19,7 @@ pub struct Settings {
     pub seckill: SeckillSettings,
     pub catalog: CatalogSettings,
     pub cart: CartSettings,
+    pub chat: ChatSettings,
     pub orders: OrderSettings,
     pub payments: PaymentSettings,
     pub finance: FinanceSettings,
@@ -142,6 +143,38 @@ pub struct CartSettings {
     /// Messages waiting in one cart actor; beyond this, 503 overloaded.
     pub mailbox_capacity: usize,
     /// Group-commit writer of cart changes (as for flash sales).
+    pub batch_max_rows: usize,
+    pub batch_max_delay_us: u64,
+    pub writer_queue_capacity: usize,
+    pub writer_max_in_flight: usize,
+}
+
+/// Customer-service chat: the hub's shards, routing, connections and the
+/// chat's group-commit writer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatSettings {
+    /// Conversation, directory and router shards, each (0: two per core).
+    pub shards: usize,
+    /// Requests waiting in one shard before senders are refused.
+    pub mailbox_capacity: usize,
+    /// Client message ids each conversation remembers for instant dedup.
+    pub dedup_window: usize,
+    /// Most open conversations routing gives one agent.
+    pub agent_cap: u32,
+    /// Events waiting for one connection; a client letting more pile up is disconnected.
+    pub outbound_capacity: usize,
+    /// Sends one connection may have waiting for their ack.
+    pub max_in_flight: usize,
+    /// Seconds between server pings.
+    pub heartbeat_secs: u64,
+    /// Seconds without any frame from a client before it is dropped.
+    pub client_timeout_secs: u64,
+    /// Messages one resume returns per conversation.
+    pub resume_limit: i64,
+    /// Largest message payload, in bytes of JSON.
+    pub max_payload_bytes: usize,
+    /// Group-commit writer of messages and read receipts (as for carts).
     pub batch_max_rows: usize,
     pub batch_max_delay_us: u64,
     pub writer_queue_capacity: usize,

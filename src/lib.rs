@@ -17,6 +17,8 @@
 //! - [`audit`]: the log of admin actions; [`page`]: shared pagination.
 //! - [`seckill`], [`order`]: the flash-sale engine and its orders.
 //! - [`cart`]: shopping carts, one actor per active shopper;
+//! - [`chat`]: customer-service chat over WebSocket, and the complaint,
+//!   appeal and arbitration cases with their threads;
 //!   [`address`]: the shopper's address book; [`pay_account`]: saved
 //!   payment accounts (masked numbers, hashed payment passwords).
 //! - [`inventory`]: the stock ledger; stock moves only with a movement row.
@@ -44,6 +46,7 @@ pub mod auth;
 pub mod blacklist;
 pub mod cart;
 pub mod category;
+pub mod chat;
 pub mod clock;
 pub mod cluster;
 pub mod config;

@@ -6,8 +6,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    account, address, admin, after_sale, audit, blacklist, cart, category, error, finance, inventory, menu,
-    order, pay_account, payment, product, rbac, seckill, shop, stats, storefront, system,
+    account, address, admin, after_sale, audit, blacklist, cart, category, chat, error, finance, inventory,
+    menu, order, pay_account, payment, product, rbac, seckill, shop, stats, storefront, system,
 };
 
 /// The API document.
@@ -64,6 +64,12 @@ use crate::{
         stats::handlers::shop_stats,
         cart::handlers::get_cart, cart::handlers::add_cart_line, cart::handlers::update_cart_line,
         cart::handlers::remove_cart_line, cart::handlers::clear_cart, cart::handlers::select_cart_lines,
+        chat::ws::connect, chat::handlers::open_conversation, chat::handlers::list_my_conversations,
+        chat::handlers::get_conversation, chat::handlers::conversation_history,
+        chat::handlers::list_shop_conversations, chat::handlers::transfer_conversation,
+        chat::handlers::close_conversation, chat::handlers::file_case, chat::handlers::list_my_cases,
+        chat::handlers::get_case, chat::handlers::escalate_case, chat::handlers::withdraw_case,
+        chat::handlers::case_queue, chat::handlers::take_case, chat::handlers::decide_case,
         address::handlers::list_addresses, address::handlers::create_address,
         address::handlers::update_address, address::handlers::delete_address,
         address::handlers::set_default_address,

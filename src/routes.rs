@@ -5,8 +5,8 @@ use actix_web::web;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::{
-    account, address, admin, after_sale, audit, blacklist, cart, category, finance, inventory, menu, openapi,
-    order, pay_account, payment, product, rbac, seckill, shop, stats, storefront, system,
+    account, address, admin, after_sale, audit, blacklist, cart, category, chat, finance, inventory, menu,
+    openapi, order, pay_account, payment, product, rbac, seckill, shop, stats, storefront, system,
 };
 
 /// Prefix of the platform administration API.
@@ -29,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     after_sale::handlers::configure(cfg);
     finance::handlers::configure(cfg);
     cart::handlers::configure(cfg);
+    chat::handlers::configure(cfg);
     address::handlers::configure(cfg);
     pay_account::handlers::configure(cfg);
     shop::handlers::configure(cfg);
@@ -40,7 +41,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(order::handlers::configure_merchant)
             .configure(after_sale::handlers::configure_merchant)
             .configure(finance::handlers::configure_merchant)
-            .configure(stats::handlers::configure),
+            .configure(stats::handlers::configure)
+            .configure(chat::handlers::configure_merchant),
     );
     openapi::configure(cfg);
     cfg.service(
@@ -56,7 +58,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(order::handlers::configure_system)
             .configure(payment::handlers::configure_system)
             .configure(after_sale::handlers::configure_system)
-            .configure(finance::handlers::configure_system),
+            .configure(finance::handlers::configure_system)
+            .configure(chat::handlers::configure_system),
     );
 }
 

@@ -14,6 +14,7 @@ use anyhow::Context;
 use crate::auth::session::Sessions;
 use crate::blacklist::Blacklist;
 use crate::cart::engine::CartEngine;
+use crate::chat::engine::ChatEngine;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::extractors;
@@ -77,6 +78,7 @@ async fn connect(settings: Settings) -> anyhow::Result<AppState> {
     blacklist.reload().await.map_err(|e| anyhow::anyhow!("cannot load the blacklist: {e}"))?;
     let seckill = SeckillEngine::start(pool.clone(), &settings.seckill, metrics.clone()).await?;
     let carts = CartEngine::start(pool.clone(), &settings.cart, &metrics);
+    let chat = ChatEngine::start(pool.clone(), &settings.chat);
     let products = Arc::new(ProductCache::new(
         kv.clone(),
         Duration::from_millis(settings.catalog.detail_cache_ttl_ms),
@@ -93,6 +95,7 @@ async fn connect(settings: Settings) -> anyhow::Result<AppState> {
         metrics,
         seckill,
         carts,
+        chat,
         products,
         clock: Arc::new(Clock::default()),
         leadership: Arc::default(),

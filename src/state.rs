@@ -7,6 +7,7 @@ use deadpool_postgres::Pool;
 use crate::auth::session::Sessions;
 use crate::blacklist::Blacklist;
 use crate::cart::engine::CartEngine;
+use crate::chat::engine::ChatEngine;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::kv::Kv;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub seckill: Arc<SeckillEngine>,
     /// The cart actors of this node.
     pub carts: Arc<CartEngine>,
+    /// The chat hub of this node.
+    pub chat: Arc<ChatEngine>,
     /// Rendered product details, invalidated cluster-wide on change.
     pub products: Arc<ProductCache>,
     /// Payment gateways and where they reach this server.

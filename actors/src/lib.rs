@@ -2,6 +2,9 @@
 //! actors through the [`writer::BatchStore`] trait, implemented by the server.
 //!
 //! # Layout
+//! - [`chat`]: the chat hub: conversation shards that number, persist and
+//!   fan out messages, the directory of live connections, and the shop
+//!   routers of online agents.
 //! - [`cart`]: one [`cart::CartActor`] per active shopper, the only writer
 //!   of that shopper's cart; evicted when idle, rebuilt from the database.
 //! - [`gate`]: the per-event atomic flags (sold out / not live) that let the
@@ -14,6 +17,7 @@
 //! - [`mailbox`]: starting an actor with its mailbox bound in force.
 
 pub mod cart;
+pub mod chat;
 pub mod gate;
 pub mod mailbox;
 pub mod stock;

@@ -36,6 +36,53 @@ pub enum Command {
     /// /healthz, cart adds and buy-now checkouts, check carts and stock in
     /// the database; exits 1 if any check fails.
     Cart(CartArgs),
+    /// Prepare shoppers, agents and shops, hold one WebSocket per account,
+    /// send chat messages at a fixed rate (then again across a reconnect of
+    /// every client); report delivery rate, latency, server memory per
+    /// connection, lost and duplicated messages; exits 1 if any was lost or
+    /// duplicated.
+    Chat(ChatArgs),
+}
+
+/// `loadtest chat`.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// The server's base URL.
+    #[arg(long, env = "LOADTEST_TARGET", default_value = "http://127.0.0.1:8080")]
+    pub target: String,
+    /// The server's database, for preparing shops and reading the routing.
+    #[arg(long, env = "LOADTEST_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/rscms")]
+    pub database_url: String,
+    /// Shoppers: one connection and one conversation each.
+    #[arg(long, default_value_t = 9000)]
+    pub shoppers: u32,
+    /// Agents (shop staff): one connection each.
+    #[arg(long, default_value_t = 1000)]
+    pub agents: u32,
+    /// Shops the agents serve (each shopper talks to shop i mod N).
+    #[arg(long, default_value_t = 100)]
+    pub shops: u32,
+    /// Messages per second over all connections.
+    #[arg(long, default_value_t = 20000.0)]
+    pub rate: f64,
+    /// Seconds of each sending phase.
+    #[arg(long, short = 'd', default_value_t = 10.0)]
+    pub duration: f64,
+    /// Client threads, each with its own runtime.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Logins and conversation openings in flight while preparing.
+    #[arg(long, default_value_t = 16)]
+    pub login_concurrency: usize,
+    /// The server's process id, to read its memory from /proc.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Skip the phase that reconnects every client mid-load.
+    #[arg(long)]
+    pub skip_reconnect: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How a phase is driven; shared by every scenario.

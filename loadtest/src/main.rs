@@ -10,8 +10,10 @@
 //! - `drive`: client threads, closed and open loops;
 //! - `outcome`: classifying answers;
 //! - `report`: histograms per outcome, text and JSON;
-//! - `verdict`: the database checks (seckill events, carts, stock).
+//! - `verdict`: the database checks (seckill events, carts, stock);
+//! - `chat`: the WebSocket chat scenario, with its own driver and report.
 
+mod chat;
 mod cli;
 mod client;
 mod drive;
@@ -31,6 +33,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = actix_web::rt::System::new().block_on(async move {
         let (report, json) = match cli.command {
+            Command::Chat(args) => {
+                let json = args.json;
+                let report = chat::run(args).await?;
+                println!("{}", if json { serde_json::to_string_pretty(&report)? } else { report.to_text() });
+                return anyhow::Ok(report.pass);
+            }
             Command::FlashSale(args) => {
                 let json = args.load.json;
                 (scenario::flash_sale(args).await?, json)

@@ -287,6 +287,46 @@ pub async fn products(
     Ok(Catalog { prefix, product_ids, sku_ids })
 }
 
+/// Active shops for the chat scenario: `shops` of them, each owned by one
+/// of `agent_ids`, the other agents spread over them as customer service
+/// (accepted). Inserted in two statements.
+pub async fn chat_shops(
+    db: &tokio_postgres::Client,
+    prefix: &str,
+    agent_ids: &[i64],
+    shops: u32,
+) -> anyhow::Result<Vec<i64>> {
+    let owners = &agent_ids[..(shops as usize).min(agent_ids.len())];
+    let rows = db
+        .query(
+            "INSERT INTO shops (owner_id, name, contact_name, contact_phone, return_address, status)
+             SELECT o, $1 || '_chat_' || o, 'Load Test', '+86 138 0000 0000', '1 Test Road', 'active'
+             FROM unnest($2::int8[]) AS x (o)
+             RETURNING id, owner_id",
+            &[&prefix, &owners],
+        )
+        .await
+        .context("inserting chat shops")?;
+    let mut shop_of: HashMap<i64, i64> = HashMap::new();
+    for row in rows {
+        shop_of.insert(row.try_get(1)?, row.try_get(0)?);
+    }
+    let shop_ids: Vec<i64> = owners.iter().filter_map(|o| shop_of.get(o).copied()).collect();
+    let (mut shop, mut role) = (Vec::new(), Vec::new());
+    for (i, _) in agent_ids.iter().enumerate() {
+        shop.push(shop_ids[i % shop_ids.len()]);
+        role.push(if i < shop_ids.len() { "owner" } else { "customer_service" });
+    }
+    db.execute(
+        "INSERT INTO shop_members (shop_id, user_id, role, accepted_at)
+         SELECT s, u, r, now() FROM unnest($1::int8[], $2::int8[], $3::text[]) AS x (s, u, r)",
+        &[&shop, &agent_ids, &role],
+    )
+    .await
+    .context("inserting chat staff")?;
+    Ok(shop_ids)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

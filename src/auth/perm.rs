@@ -37,4 +37,5 @@ permissions! {
     OrderIntervene => "order.intervene", "Cancel any order before it ships, with a reason.";
     PaymentRead => "payment.read", "Read any payment with its event log.";
     FinanceManage => "finance.manage", "Approve or reject shop withdrawals and read the platform's books.";
+    CaseArbitrate => "case.arbitrate", "Work the queue of escalated complaints and appeals, take part in their threads and decide them.";
 }

@@ -11,6 +11,7 @@ mod blacklist;
 mod cart;
 mod catalog_fixture;
 mod category;
+mod chat;
 mod cluster;
 mod crash;
 mod demo;

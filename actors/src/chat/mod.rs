@@ -1,0 +1,303 @@
+//! The chat hub: conversations, who is online, and where each message goes.
+//!
+//! No actor sees every message. Conversations are spread over
+//! [`shard::ConversationShard`]s by id; each shard alone numbers, persists
+//! (through the group-commit writer, before the sender's ack) and fans out
+//! the messages of its conversations. Connections are found through
+//! [`directory::Directory`] shards by user id, and a shop's online agents
+//! and their loads live in [`router::ShopRouter`] shards by shop id. The
+//! transport (a WebSocket session) is the server's: it only has to accept
+//! [`Push`] messages.
+//!
+//! # Layout
+//! - [`shard`]: sequence numbers, dedup, the one-write-in-flight pipeline
+//!   per conversation, read receipts and typing;
+//! - [`directory`]: user -> live connections, the bounded fan-out;
+//! - [`router`]: per shop, online agents and their open-conversation counts
+//!   with a cap: the least-loaded pick;
+//! - [`ChatHub`]: the addresses of all shards, and which shard owns what.
+
+pub mod directory;
+pub mod router;
+pub mod shard;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use actix::prelude::*;
+
+use crate::mailbox;
+use crate::writer::{BatchStore, WriterHandle};
+
+/// Identifies one live connection (a user may have several).
+pub type ConnectionId = u64;
+
+/// What a message carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Text,
+    /// An image by URL.
+    Image,
+    /// A product shown as a card.
+    ProductCard,
+    /// An order shown as a card.
+    OrderCard,
+}
+
+impl MessageKind {
+    /// Every kind, for parsing and documentation.
+    pub const ALL: [MessageKind; 4] = [Self::Text, Self::Image, Self::ProductCard, Self::OrderCard];
+
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Image => "image",
+            Self::ProductCard => "product_card",
+            Self::OrderCard => "order_card",
+        }
+    }
+
+    /// The kind named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
+/// A message as numbered by its shard, before the database gave it an id.
+#[derive(Debug)]
+pub struct MessageDraft {
+    pub conversation_id: i64,
+    pub seq: i64,
+    pub sender_id: i64,
+    /// The sender's own id for the message: a retry with the same id is
+    /// answered with the first one's ack.
+    pub client_msg_id: Box<str>,
+    pub kind: MessageKind,
+    /// The structured payload as JSON text, validated by the server.
+    pub payload: Box<str>,
+    pub created_at: SystemTime,
+}
+
+/// A committed message, shared by every connection it is delivered to.
+#[derive(Debug)]
+pub struct ChatMessage {
+    /// The server's id of the message.
+    pub id: i64,
+    pub draft: Arc<MessageDraft>,
+}
+
+/// The sender's receipt: the message is committed under this id and seq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    pub conversation_id: i64,
+    pub id: i64,
+    pub seq: i64,
+    pub created_at: SystemTime,
+}
+
+/// What a connection is told.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A committed message of one of the user's conversations.
+    Message(Arc<ChatMessage>),
+    /// A member has read up to `seq`.
+    Read { conversation_id: i64, user_id: i64, seq: i64 },
+    /// A member is typing.
+    Typing { conversation_id: i64, user_id: i64 },
+    /// A shop's agent came online or went offline.
+    Presence { shop_id: i64, user_id: i64, online: bool },
+    /// A conversation was given to an agent (routed from the queue, or transferred).
+    Assigned { conversation_id: i64, shop_id: i64, agent_id: i64 },
+    /// A conversation was closed.
+    Closed { conversation_id: i64 },
+}
+
+impl Event {
+    /// The conversation and seq of a message event: what a resuming
+    /// connection must order against what it fetched.
+    pub fn message_seq(&self) -> Option<(i64, i64)> {
+        match self {
+            Self::Message(message) => Some((message.draft.conversation_id, message.draft.seq)),
+            _ => None,
+        }
+    }
+}
+
+/// One event for one connection. Its mailbox is the connection's bounded
+/// outbound queue.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Push {
+    pub event: Event,
+}
+
+/// A live connection as the directory knows it.
+#[derive(Clone)]
+pub struct Connection {
+    pub id: ConnectionId,
+    pub outbox: Recipient<Push>,
+    /// Set when its outbound queue overflowed: the connection must close.
+    pub evicted: Arc<AtomicBool>,
+}
+
+/// Why a chat request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChatError {
+    /// No such conversation.
+    #[error("no such conversation")]
+    NotFound,
+    /// The caller is not a member of the conversation.
+    #[error("you are not a member of this conversation")]
+    NotMember,
+    /// The conversation is closed.
+    #[error("the conversation is closed")]
+    Closed,
+    /// A queue is full: shed load.
+    #[error("overloaded")]
+    Overloaded,
+    /// The message could not be stored (nothing was).
+    #[error("the message could not be stored")]
+    WriteFailed,
+}
+
+/// A conversation as the database has it, to (re)build its shard state.
+#[derive(Debug, Clone)]
+pub struct ConversationSnapshot {
+    /// Current members and how far each has read.
+    pub members: Vec<(i64, i64)>,
+    /// A case thread: operators may take part without being members.
+    pub is_case: bool,
+    pub closed: bool,
+    /// The highest seq stored.
+    pub last_seq: i64,
+}
+
+/// Loads conversations for the shards. Implemented by the server over Postgres.
+pub trait ConversationSource: Send + Sync + 'static {
+    /// The conversations of `ids` that exist (a shard loads every
+    /// conversation first touched meanwhile in one call). An error means
+    /// they could not be read (the requests waiting for them fail).
+    fn load(
+        &self,
+        ids: Vec<i64>,
+    ) -> impl std::future::Future<Output = Result<Vec<(i64, ConversationSnapshot)>, String>> + Send;
+}
+
+/// One write of the chat's group-commit writer.
+#[derive(Debug)]
+pub enum ChatWrite {
+    /// New messages of one conversation, in seq order.
+    Messages(Vec<Arc<MessageDraft>>),
+    /// A member has read up to `seq` (never moves back).
+    ReadUpTo { conversation_id: i64, user_id: i64, seq: i64 },
+}
+
+/// What the store did with one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub id: i64,
+    /// The stored seq: the draft's, or for a duplicate the first one's.
+    pub seq: i64,
+    pub created_at: SystemTime,
+    /// The sender had already stored a message with this client id (a
+    /// retry the shard no longer remembered): nothing new was written.
+    pub duplicate: bool,
+}
+
+/// What the store did with one [`ChatWrite`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatWritten {
+    /// One entry per message, in order.
+    Messages(Vec<Written>),
+    Read,
+}
+
+/// A store of chat writes.
+pub trait ChatStore: BatchStore<Item = ChatWrite, Outcome = ChatWritten> {}
+
+impl<S: BatchStore<Item = ChatWrite, Outcome = ChatWritten>> ChatStore for S {}
+
+/// How the hub is laid out and bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct HubConfig {
+    /// Conversation shards, directory shards and router shards, each.
+    pub shards: usize,
+    /// Waiting messages per shard before senders are refused.
+    pub mailbox_capacity: usize,
+    /// Client message ids remembered per conversation for dedup.
+    pub dedup_window: usize,
+    /// Most open conversations one agent is given by routing.
+    pub agent_cap: u32,
+}
+
+/// The addresses of every chat shard. Keep one per node and call
+/// `try_send` on the addresses by reference (see [`mailbox`]).
+pub struct ChatHub<S: ChatStore, L: ConversationSource> {
+    shards: Vec<Addr<shard::ConversationShard<S, L>>>,
+    directories: Arc<directory::Directories>,
+    routers: Vec<Addr<router::ShopRouter>>,
+}
+
+impl<S: ChatStore, L: ConversationSource> ChatHub<S, L> {
+    /// Starts `config.shards` of each kind, spread over `arbiters`.
+    pub fn start(
+        config: HubConfig,
+        writer: WriterHandle<S>,
+        source: Arc<L>,
+        arbiters: &[ArbiterHandle],
+    ) -> Self {
+        let n = config.shards.max(1);
+        let home =
+            |i: usize| arbiters.get(i % arbiters.len().max(1)).cloned().unwrap_or_else(Arbiter::current);
+        let directories = Arc::new(directory::Directories::new(
+            (0..n)
+                .map(|i| {
+                    mailbox::start_on(directory::Directory::default(), config.mailbox_capacity, &home(i))
+                })
+                .collect(),
+        ));
+        let shards = (0..n)
+            .map(|i| {
+                let actor = shard::ConversationShard::new(
+                    writer.clone(),
+                    source.clone(),
+                    directories.clone(),
+                    config.dedup_window,
+                );
+                mailbox::start_on(actor, config.mailbox_capacity, &home(i))
+            })
+            .collect();
+        let routers = (0..n)
+            .map(|i| {
+                mailbox::start_on(
+                    router::ShopRouter::new(config.agent_cap),
+                    config.mailbox_capacity,
+                    &home(i),
+                )
+            })
+            .collect();
+        Self { shards, directories, routers }
+    }
+
+    /// The shard that owns `conversation_id`.
+    pub fn shard(&self, conversation_id: i64) -> &Addr<shard::ConversationShard<S, L>> {
+        &self.shards[slot(conversation_id, self.shards.len())]
+    }
+
+    /// The directory shards.
+    pub fn directories(&self) -> &directory::Directories {
+        &self.directories
+    }
+
+    /// The router shard of `shop_id`.
+    pub fn router(&self, shop_id: i64) -> &Addr<router::ShopRouter> {
+        &self.routers[slot(shop_id, self.routers.len())]
+    }
+}
+
+/// Which of `n` shards owns `key`.
+fn slot(key: i64, n: usize) -> usize {
+    (key.unsigned_abs() % n.max(1) as u64) as usize
+}

@@ -1,0 +1,393 @@
+//! Conversation rules: opening one with a shop (routed to the least-loaded
+//! online agent, else queued), the shop's queue drained as agents come
+//! online or free up, transfer and close, and who may read what.
+
+use actors::chat::router::{AgentOffline, AgentOnline, OnlineAgents, PickAgent, Release};
+use actors::chat::Event;
+use deadpool_postgres::GenericClient;
+use tokio_postgres::error::SqlState;
+
+use super::store::{self, ConversationView, MessageView};
+use crate::auth::perm::{CaseArbitrate, Permission};
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::page::{Page, Paging};
+use crate::shop::access::{self, Intent, ShopPermission, ShopRole};
+use crate::state::AppState;
+
+/// Most messages one history page holds.
+pub const MAX_HISTORY_PAGE: i64 = 200;
+
+fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound).with_message("no such conversation")
+}
+
+/// Whether the principal may work case threads.
+pub fn is_operator(user: &Principal) -> bool {
+    user.has(CaseArbitrate::NAME)
+}
+
+/// Opens (or finds the live) conversation of `user` with `shop_id`,
+/// optionally about one of its products or one of the user's orders there.
+/// Routed at once when an agent is free; `created` tells a new one apart.
+pub async fn open(
+    state: &AppState,
+    user: &Principal,
+    shop_id: i64,
+    product_id: Option<i64>,
+    order_id: Option<i64>,
+) -> ApiResult<(ConversationView, bool)> {
+    let mut client = state.db.get().await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM shops WHERE id = $1 AND status = 'active'),
+                    $2::int8 IS NULL OR EXISTS (SELECT 1 FROM products WHERE id = $2 AND shop_id = $1),
+                    $3::int8 IS NULL OR EXISTS (SELECT 1 FROM orders WHERE id = $3 AND shop_id = $1 AND user_id = $4)",
+        )
+        .await?;
+    let row = client.query_one(&stmt, &[&shop_id, &product_id, &order_id, &user.user_id]).await?;
+    if !row.try_get::<_, bool>(0)? {
+        return Err(ApiError::new(ErrorCode::NotFound).with_message("no such shop"));
+    }
+    if !row.try_get::<_, bool>(1)? {
+        return Err(ApiError::invalid_field("product_id", "not_found"));
+    }
+    if !row.try_get::<_, bool>(2)? {
+        return Err(ApiError::invalid_field("order_id", "not_found"));
+    }
+    let created = {
+        let tx = client.transaction().await?;
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO conversations (kind, shop_id, shopper_id, product_id, order_id, status)
+             VALUES ('service', $1, $2, $3, $4, 'queued') RETURNING id",
+            )
+            .await?;
+        match tx.query_one(&insert, &[&shop_id, &user.user_id, &product_id, &order_id]).await {
+            Ok(row) => {
+                let id: i64 = row.try_get(0)?;
+                store::join(&tx, id, user.user_id, "shopper").await?;
+                tx.commit().await?;
+                Some(id)
+            }
+            Err(err) if err.code() == Some(&SqlState::UNIQUE_VIOLATION) => None,
+            Err(err) => return Err(err.into()),
+        }
+    };
+    drop(client);
+    let id = match created {
+        Some(id) => {
+            route(state, shop_id, id).await?;
+            id
+        }
+        None => {
+            let client = state.db.get().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT id FROM conversations WHERE shop_id = $1 AND shopper_id = $2 AND kind = 'service'
+                     AND status <> 'closed'",
+                )
+                .await?;
+            client.query_one(&stmt, &[&shop_id, &user.user_id]).await?.try_get(0)?
+        }
+    };
+    let client = state.db.get().await?;
+    let view = store::conversation(&client, user.user_id, id).await?.ok_or_else(not_found)?;
+    Ok((view, created.is_some()))
+}
+
+/// Asks the shop's router for an agent (reserving a slot), an `only` one
+/// for a transfer.
+async fn pick(state: &AppState, shop_id: i64, only: Option<i64>) -> ApiResult<Option<i64>> {
+    state
+        .chat
+        .hub
+        .router(shop_id)
+        .send(PickAgent { shop_id, only })
+        .await
+        .map_err(|e| ApiError::unavailable(anyhow::anyhow!("chat router: {e}")))
+}
+
+fn release(state: &AppState, shop_id: i64, agent_id: i64) {
+    state.chat.hub.router(shop_id).do_send(Release { shop_id, agent_id });
+}
+
+/// Gives queued conversation `id` of `shop_id` to the least-loaded online
+/// agent, if any is free; it stays queued otherwise.
+async fn route(state: &AppState, shop_id: i64, id: i64) -> ApiResult<()> {
+    let sql = "SELECT id, shopper_id FROM conversations WHERE id = $1 AND status = 'queued' FOR UPDATE";
+    assign_queued(state, shop_id, sql, &[&id]).await.map(drop)
+}
+
+/// Gives the shop's queued conversations, oldest first, to free online
+/// agents until either runs out.
+pub async fn drain_queue(state: &AppState, shop_id: i64) -> ApiResult<()> {
+    let sql = "SELECT id, shopper_id FROM conversations WHERE shop_id = $1 AND status = 'queued'
+               ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED";
+    while assign_queued(state, shop_id, sql, &[&shop_id]).await? {}
+    Ok(())
+}
+
+/// Locks the queued conversation `select` finds (`id`, `shopper_id`),
+/// then reserves the least-loaded free agent for it and stores the
+/// assignment, in one transaction. A slot is only reserved for a
+/// conversation in hand, so a drain never holds one that a transfer could
+/// have used. Whether a conversation was assigned.
+async fn assign_queued(
+    state: &AppState,
+    shop_id: i64,
+    select: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> ApiResult<bool> {
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    let stmt = tx.prepare_cached(select).await?;
+    let Some(row) = tx.query_opt(&stmt, params).await? else { return Ok(false) };
+    let (id, shopper_id): (i64, i64) = (row.try_get("id")?, row.try_get("shopper_id")?);
+    let Some(agent_id) = pick(state, shop_id, None).await? else { return Ok(false) };
+    let stored = async {
+        let stmt = tx
+            .prepare_cached(
+                "UPDATE conversations SET agent_id = $2, status = 'open', updated_at = now() WHERE id = $1",
+            )
+            .await?;
+        tx.execute(&stmt, &[&id, &agent_id]).await?;
+        store::join(&tx, id, agent_id, "agent").await?;
+        tx.commit().await
+    }
+    .await;
+    if let Err(err) = stored {
+        release(state, shop_id, agent_id);
+        return Err(err.into());
+    }
+    announce(state, shop_id, id, agent_id, &[shopper_id, agent_id]);
+    Ok(true)
+}
+
+/// Tells the shard to reload and the people involved that the conversation has an agent.
+fn announce(state: &AppState, shop_id: i64, conversation_id: i64, agent_id: i64, users: &[i64]) {
+    state.chat.forget(conversation_id);
+    state.chat.notify(users, Event::Assigned { conversation_id, shop_id, agent_id });
+}
+
+/// The shops where `user_id` may serve chats (accepted staff holding
+/// `chat.serve` in an active shop), with the shoppers of their open
+/// conversations there.
+pub async fn served_shops(state: &AppState, user_id: i64) -> ApiResult<Vec<(i64, Vec<i64>)>> {
+    let client = state.db.get().await?;
+    let rows = store::staff_shops(&client, user_id).await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, role, custom, _, _)| {
+            ShopRole::parse(role).is_some_and(|role| {
+                access::granted(role, custom.as_deref()).contains(&ShopPermission::ChatServe)
+            })
+        })
+        .map(|(shop_id, _, _, _, shoppers)| (shop_id, shoppers))
+        .collect())
+}
+
+/// An agent's connection came up: count it online in each shop they serve,
+/// tell their shoppers if they just came online, and route the queue.
+pub async fn agent_connected(state: AppState, agent_id: i64, shops: Vec<(i64, Vec<i64>)>) {
+    for (shop_id, shoppers) in shops {
+        let open = u32::try_from(shoppers.len()).unwrap_or(u32::MAX);
+        let online = state.chat.hub.router(shop_id).send(AgentOnline { shop_id, agent_id, open }).await;
+        if matches!(online, Ok(true)) {
+            state.chat.notify(&shoppers, Event::Presence { shop_id, user_id: agent_id, online: true });
+        }
+        if let Err(err) = drain_queue(&state, shop_id).await {
+            tracing::warn!(shop_id, error = %err, "cannot route the chat queue");
+        }
+    }
+}
+
+/// An agent's connection went away: the reverse of [`agent_connected`].
+pub async fn agent_disconnected(state: AppState, agent_id: i64, shops: Vec<(i64, Vec<i64>)>) {
+    for (shop_id, shoppers) in shops {
+        let offline = state.chat.hub.router(shop_id).send(AgentOffline { shop_id, agent_id }).await;
+        if matches!(offline, Ok(true)) {
+            state.chat.notify(&shoppers, Event::Presence { shop_id, user_id: agent_id, online: false });
+        }
+    }
+}
+
+/// The online agents of a shop.
+pub async fn online_agents(state: &AppState, shop_id: i64) -> ApiResult<Vec<i64>> {
+    state
+        .chat
+        .hub
+        .router(shop_id)
+        .send(OnlineAgents { shop_id })
+        .await
+        .map_err(|e| ApiError::unavailable(anyhow::anyhow!("chat router: {e}")))
+}
+
+/// The caller's conversations, newest activity first.
+pub async fn mine(state: &AppState, user_id: i64, paging: Paging) -> ApiResult<Page<ConversationView>> {
+    let client = state.db.get().await?;
+    let (items, total) = store::my_conversations(&client, user_id, paging.limit(), paging.offset()).await?;
+    Ok(paging.wrap(items, total))
+}
+
+/// Checks that `user` may read conversation `id`: a current member, or an
+/// operator for a case thread. Anyone else gets 404 (existence is not revealed).
+pub async fn check_reader(client: &impl GenericClient, user: &Principal, id: i64) -> ApiResult<()> {
+    match store::membership(client, id, user.user_id).await? {
+        Some((true, _)) => Ok(()),
+        Some((false, true)) if is_operator(user) => Ok(()),
+        _ => Err(not_found()),
+    }
+}
+
+/// One conversation, for a reader.
+pub async fn get(state: &AppState, user: &Principal, id: i64) -> ApiResult<ConversationView> {
+    let client = state.db.get().await?;
+    check_reader(&client, user, id).await?;
+    store::conversation(&client, user.user_id, id).await?.ok_or_else(not_found)
+}
+
+/// A page of history by seq (see [`store::messages`]), for a reader.
+pub async fn history(
+    state: &AppState,
+    user: &Principal,
+    id: i64,
+    after: Option<i64>,
+    before: Option<i64>,
+    limit: Option<i64>,
+) -> ApiResult<Vec<MessageView>> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=MAX_HISTORY_PAGE).contains(&limit) {
+        return Err(ApiError::new(ErrorCode::InvalidQuery)
+            .with_message(format!("limit must be between 1 and {MAX_HISTORY_PAGE}")));
+    }
+    let client = state.db.get().await?;
+    check_reader(&client, user, id).await?;
+    store::messages(&client, id, after, before, limit).await
+}
+
+/// A shop's service conversations, for its chat staff.
+pub async fn shop_list(
+    state: &AppState,
+    user: &Principal,
+    shop_id: i64,
+    status: Option<&str>,
+    paging: Paging,
+) -> ApiResult<Page<ConversationView>> {
+    let client = state.db.get().await?;
+    access::require(&client, user.user_id, shop_id, ShopPermission::ChatServe, Intent::Read).await?;
+    let (items, total) =
+        store::shop_conversations(&client, user.user_id, shop_id, status, paging.limit(), paging.offset())
+            .await?;
+    Ok(paging.wrap(items, total))
+}
+
+/// The shop's service conversation `id` as `(agent, status, shopper)`, locked.
+async fn locked(tx: &impl GenericClient, shop_id: i64, id: i64) -> ApiResult<(Option<i64>, String, i64)> {
+    let stmt = tx
+        .prepare_cached(
+            "SELECT agent_id, status, shopper_id FROM conversations
+             WHERE id = $1 AND shop_id = $2 AND kind = 'service' FOR UPDATE",
+        )
+        .await?;
+    let row = tx.query_opt(&stmt, &[&id, &shop_id]).await?.ok_or_else(not_found)?;
+    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+}
+
+/// Hands the shop's conversation `id` to colleague `to_agent` (who must
+/// hold `chat.serve` there, be online and below the cap).
+pub async fn transfer(
+    state: &AppState,
+    user: &Principal,
+    shop_id: i64,
+    id: i64,
+    to_agent: i64,
+) -> ApiResult<ConversationView> {
+    access::require_in(&state.db, user.user_id, shop_id, ShopPermission::ChatServe, Intent::Write).await?;
+    {
+        let client = state.db.get().await?;
+        let target = access::staff(&client, to_agent, shop_id).await.ok();
+        if !target.is_some_and(|t| t.permissions.contains(&ShopPermission::ChatServe)) {
+            return Err(ApiError::invalid_field("agent_id", "not_chat_staff"));
+        }
+    }
+    let Some(agent_id) = pick(state, shop_id, Some(to_agent)).await? else {
+        return Err(ApiError::new(ErrorCode::InvalidState)
+            .with_message("that colleague is offline or at their conversation limit"));
+    };
+    let moved = async {
+        let mut client = state.db.get().await?;
+        let tx = client.transaction().await?;
+        let (from, status, shopper_id) = locked(&tx, shop_id, id).await?;
+        if status == "closed" {
+            return Err(ApiError::new(ErrorCode::InvalidState).with_message("the conversation is closed"));
+        }
+        if from == Some(agent_id) {
+            return Err(ApiError::new(ErrorCode::InvalidState).with_message("it is already theirs"));
+        }
+        let stmt = tx
+            .prepare_cached(
+                "UPDATE conversations SET agent_id = $2, status = 'open', updated_at = now() WHERE id = $1",
+            )
+            .await?;
+        tx.execute(&stmt, &[&id, &agent_id]).await?;
+        if let Some(from) = from {
+            store::leave(&tx, id, from).await?;
+        }
+        store::join(&tx, id, agent_id, "agent").await?;
+        tx.commit().await?;
+        Ok((from, shopper_id))
+    }
+    .await;
+    let (from, shopper_id) = match moved {
+        Ok(moved) => moved,
+        Err(err) => {
+            release(state, shop_id, agent_id);
+            return Err(err);
+        }
+    };
+    let mut told = vec![shopper_id, agent_id];
+    if let Some(from) = from {
+        release(state, shop_id, from);
+        told.push(from);
+    }
+    announce(state, shop_id, id, agent_id, &told);
+    if from.is_some() {
+        drain_logged(state, shop_id).await;
+    }
+    let client = state.db.get().await?;
+    store::conversation(&client, user.user_id, id).await?.ok_or_else(not_found)
+}
+
+async fn drain_logged(state: &AppState, shop_id: i64) {
+    if let Err(err) = drain_queue(state, shop_id).await {
+        tracing::warn!(shop_id, error = %err, "cannot route the chat queue");
+    }
+}
+
+/// Closes the shop's conversation `id`; its agent's slot goes to the next
+/// in the queue.
+pub async fn close(state: &AppState, user: &Principal, shop_id: i64, id: i64) -> ApiResult<ConversationView> {
+    access::require_in(&state.db, user.user_id, shop_id, ShopPermission::ChatServe, Intent::Read).await?;
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    let (agent, status, _) = locked(&tx, shop_id, id).await?;
+    if status == "closed" {
+        return Err(ApiError::new(ErrorCode::InvalidState).with_message("the conversation is already closed"));
+    }
+    let stmt = tx
+        .prepare_cached(
+            "UPDATE conversations SET status = 'closed', closed_at = now(), updated_at = now() WHERE id = $1",
+        )
+        .await?;
+    tx.execute(&stmt, &[&id]).await?;
+    let members = store::member_ids(&tx, id).await?;
+    tx.commit().await?;
+    state.chat.forget(id);
+    state.chat.notify(&members, Event::Closed { conversation_id: id });
+    if let (Some(agent), "open") = (agent, status.as_str()) {
+        release(state, shop_id, agent);
+        drain_logged(state, shop_id).await;
+    }
+    store::conversation(&client, user.user_id, id).await?.ok_or_else(not_found)
+}

@@ -1,0 +1,535 @@
+//! Chat: routing to the least-loaded online agent and the queue, acks after
+//! the commit, dedup of retried sends, live delivery, resume after a
+//! reconnect with exactly the missed messages, read receipts, typing,
+//! members only, transfer and close, the slow consumer, and cases from
+//! filing to decision.
+
+use std::time::Duration;
+
+use actix_codec::Framed;
+use awc::http::StatusCode;
+use awc::ws::{Codec, Frame, Message};
+use awc::BoxedSocket;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+
+use crate::helpers::{fresh_settings, spawn_app, spawn_app_with, TestApp};
+
+/// A test's WebSocket client.
+struct Ws {
+    framed: Framed<BoxedSocket, Codec>,
+}
+
+impl Ws {
+    async fn connect(app: &TestApp, token: &str) -> Ws {
+        let url = format!("{}/api/chat/ws?token={token}", app.address.replacen("http", "ws", 1));
+        let (_, framed) = awc::Client::new().ws(url).connect().await.expect("ws connect");
+        Ws { framed }
+    }
+
+    async fn send(&mut self, frame: Value) {
+        self.framed.send(Message::Text(frame.to_string().into())).await.expect("ws send");
+    }
+
+    /// The next JSON frame within `wait`, `None` on a close or timeout.
+    async fn next_within(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            let frame = tokio::time::timeout(wait, self.framed.next()).await.ok()??.ok()?;
+            match frame {
+                Frame::Text(bytes) => return serde_json::from_slice(&bytes).ok(),
+                Frame::Ping(bytes) => {
+                    let _ = self.framed.send(Message::Pong(bytes)).await;
+                }
+                Frame::Close(_) => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// The next frame of type `kind`, skipping others (presence, typing...).
+    async fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let frame =
+                self.next_within(Duration::from_secs(10)).await.unwrap_or_else(|| panic!("no {kind} frame"));
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    /// Asserts no frame of type `kind` arrives for a while.
+    async fn none_of(&mut self, kind: &str) {
+        while let Some(frame) = self.next_within(Duration::from_millis(400)).await {
+            assert_ne!(frame["type"], kind, "unexpected {frame}");
+        }
+    }
+
+    async fn say(&mut self, conversation_id: i64, client_msg_id: &str, text: &str) -> Value {
+        self.send(json!({"type": "send", "conversation_id": conversation_id, "client_msg_id": client_msg_id,
+                         "kind": "text", "payload": {"text": text}}))
+            .await;
+        self.next_of("ack").await
+    }
+}
+
+/// An approved shop: (shop id, owner token) and chat staff `agents` (ids, tokens).
+async fn shop_with_agents(
+    app: &TestApp,
+    admin: &str,
+    name: &str,
+    agents: &[&str],
+) -> (i64, String, Vec<(i64, String)>) {
+    let owner_name = format!("{}_owner", name.to_lowercase().replace(' ', ""));
+    let (shop_id, owner) = app.open_shop(admin, &owner_name, name).await;
+    let mut staff = Vec::new();
+    for agent in agents {
+        let (id, token) = app.member(agent).await;
+        let path = format!("/api/merchant/shops/{shop_id}/staff");
+        let reply = app
+            .call("POST", &path, Some(&owner), Some(json!({"login": agent, "role": "customer_service"})))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        let reply = app.call("POST", &format!("/api/shops/{shop_id}/invitation"), Some(&token), None).await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+        staff.push((id, token));
+    }
+    (shop_id, owner, staff)
+}
+
+async fn open(app: &TestApp, token: &str, shop_id: i64) -> Value {
+    let reply =
+        app.call("POST", "/api/chat/conversations", Some(token), Some(json!({"shop_id": shop_id}))).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    reply.body
+}
+
+/// Waits until the shop's router counts `n` online agents (connections
+/// register asynchronously).
+async fn online(app: &TestApp, shop_id: i64, n: usize) {
+    let state = app.state.as_ref().unwrap();
+    for _ in 0..100 {
+        if rs_cms::chat::service::online_agents(state, shop_id).await.unwrap().len() == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("agents never came online");
+}
+
+#[actix_web::test]
+async fn conversations_go_to_the_least_loaded_online_agent_and_wait_when_none_is_online() {
+    let app = spawn_app().await;
+    let (_, admin) = app.admin("root").await;
+    let (shop_id, _, staff) = shop_with_agents(&app, &admin, "Tea House", &["amy", "bob"]).await;
+    let [(amy_id, amy), (bob_id, bob)] = [staff[0].clone(), staff[1].clone()];
+    let (_, s1) = app.member("shopper1").await;
+    let (_, s2) = app.member("shopper2").await;
+    let (_, s3) = app.member("shopper3").await;
+
+    // Nobody online: the shopper waits in the queue and sees it.
+    let first = open(&app, &s1, shop_id).await;
+    assert_eq!((first["status"].as_str(), first["agent_id"].as_i64()), (Some("queued"), None));
+    let mut shopper1 = Ws::connect(&app, &s1).await;
+
+    // Amy comes online and is given the waiting conversation.
+    let mut amy_ws = Ws::connect(&app, &amy).await;
+    let assigned = amy_ws.next_of("assigned").await;
+    assert_eq!(
+        (assigned["conversation_id"].clone(), assigned["agent_id"].as_i64()),
+        (first["id"].clone(), Some(amy_id))
+    );
+    assert_eq!(shopper1.next_of("assigned").await["agent_id"], amy_id);
+    let _bob_ws = Ws::connect(&app, &bob).await;
+    online(&app, shop_id, 2).await;
+
+    // Bob holds none, Amy one: Bob gets the next; then a tie goes to the lower id.
+    assert_eq!(open(&app, &s2, shop_id).await["agent_id"], bob_id);
+    let third = open(&app, &s3, shop_id).await;
+    assert_eq!(third["agent_id"], amy_id.min(bob_id));
+    // Opening again answers the live conversation.
+    let again =
+        app.call("POST", "/api/chat/conversations", Some(&s1), Some(json!({"shop_id": shop_id}))).await;
+    assert_eq!((again.status, again.body["id"].clone()), (StatusCode::OK, first["id"].clone()));
+}
+
+#[actix_web::test]
+async fn an_agent_at_the_cap_leaves_shoppers_queued_until_a_conversation_closes_or_moves() {
+    let (mut settings, db_name) = fresh_settings().await;
+    settings.chat.agent_cap = 1;
+    let app = spawn_app_with(settings, db_name).await;
+    let (_, admin) = app.admin("root").await;
+    let (shop_id, owner, staff) = shop_with_agents(&app, &admin, "Cap Shop", &["cara", "dan"]).await;
+    let [(cara_id, cara), (dan_id, dan)] = [staff[0].clone(), staff[1].clone()];
+    let (_, s1) = app.member("shopper1").await;
+    let (_, s2) = app.member("shopper2").await;
+    let mut cara_ws = Ws::connect(&app, &cara).await;
+    online(&app, shop_id, 1).await;
+
+    let first = open(&app, &s1, shop_id).await;
+    assert_eq!(first["agent_id"], cara_id);
+    assert_eq!(cara_ws.next_of("assigned").await["conversation_id"], first["id"]);
+    let second = open(&app, &s2, shop_id).await;
+    assert_eq!(second["status"], "queued");
+
+    // Closing the first frees Cara's slot for the queued one.
+    let close = format!("/api/merchant/shops/{shop_id}/chat/conversations/{}/close", first["id"]);
+    let reply = app.call("POST", &close, Some(&cara), None).await;
+    assert_eq!((reply.status, reply.body["status"].as_str()), (StatusCode::OK, Some("closed")));
+    assert_eq!(app.call("POST", &close, Some(&cara), None).await.status, StatusCode::CONFLICT);
+    let assigned = cara_ws.next_of("assigned").await;
+    assert_eq!(assigned["conversation_id"], second["id"]);
+
+    // A transfer needs the colleague online and below the cap.
+    let transfer = format!("/api/merchant/shops/{shop_id}/chat/conversations/{}/transfer", second["id"]);
+    let reply = app.call("POST", &transfer, Some(&owner), Some(json!({"agent_id": dan_id}))).await;
+    assert_eq!((reply.status, reply.code()), (StatusCode::CONFLICT, "invalid_state"));
+    let mut dan_ws = Ws::connect(&app, &dan).await;
+    online(&app, shop_id, 2).await;
+    let reply = app.call("POST", &transfer, Some(&owner), Some(json!({"agent_id": dan_id}))).await;
+    assert_eq!(
+        (reply.status, reply.body["agent_id"].as_i64()),
+        (StatusCode::OK, Some(dan_id)),
+        "{:?}",
+        reply.body
+    );
+    assert_eq!(dan_ws.next_of("assigned").await["conversation_id"], second["id"]);
+    // Cara is no longer a member.
+    let mut cara_ws = Ws::connect(&app, &cara).await;
+    let id = second["id"].as_i64().unwrap();
+    cara_ws
+        .send(json!({"type": "send", "conversation_id": id, "client_msg_id": "x", "kind": "text",
+                        "payload": {"text": "still here?"}}))
+        .await;
+    assert_eq!(cara_ws.next_of("error").await["code"], "forbidden");
+    // Someone not on the shop's chat staff can be neither target nor actor.
+    let (stranger_id, stranger) = app.member("stranger").await;
+    let reply = app.call("POST", &transfer, Some(&owner), Some(json!({"agent_id": stranger_id}))).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        app.call("POST", &transfer, Some(&stranger), Some(json!({"agent_id": cara_id}))).await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+/// A shop with one online agent and a shopper's open conversation:
+/// (conversation id, shopper id, shopper token, agent id, agent token).
+async fn chatting(app: &TestApp) -> (i64, i64, String, i64, String) {
+    let (_, admin) = app.admin("root").await;
+    let (shop_id, _, staff) = shop_with_agents(app, &admin, "Noodle Bar", &["agent"]).await;
+    let (agent_id, agent) = staff[0].clone();
+    let _warm = Ws::connect(app, &agent).await;
+    online(app, shop_id, 1).await;
+    let (shopper_id, shopper) = app.member("shopper").await;
+    let conversation = open(app, &shopper, shop_id).await;
+    assert_eq!(conversation["agent_id"], agent_id);
+    (conversation["id"].as_i64().unwrap(), shopper_id, shopper, agent_id, agent)
+}
+
+#[actix_web::test]
+async fn a_message_is_acked_once_stored_delivered_live_and_a_retry_is_not_duplicated() {
+    let app = spawn_app().await;
+    let (id, shopper_id, shopper, _, agent) = chatting(&app).await;
+    let mut agent_ws = Ws::connect(&app, &agent).await;
+    let mut shopper_ws = Ws::connect(&app, &shopper).await;
+
+    let ack = shopper_ws.say(id, "c-1", "Is the green tea in stock?").await;
+    assert_eq!(
+        (ack["conversation_id"].as_i64(), ack["seq"].as_i64(), ack["client_msg_id"].as_str()),
+        (Some(id), Some(1), Some("c-1"))
+    );
+    // Acknowledged means stored.
+    let client = app.db.get().await.unwrap();
+    let stored: i64 = client
+        .query_one("SELECT id FROM messages WHERE conversation_id = $1 AND seq = 1", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ack["id"].as_i64(), Some(stored));
+
+    let delivered = agent_ws.next_of("deliver").await;
+    assert_eq!((delivered["seq"].as_i64(), delivered["sender_id"].as_i64()), (Some(1), Some(shopper_id)));
+    assert_eq!(delivered["payload"]["text"], "Is the green tea in stock?");
+
+    // The same client id again: the first ack, nothing new stored or delivered.
+    let retry = shopper_ws.say(id, "c-1", "Is the green tea in stock?").await;
+    assert_eq!(retry, ack);
+    assert_eq!(app.count("messages").await, 1);
+    agent_ws.none_of("deliver").await;
+
+    // Cards and images travel as structured payloads; bad ones are refused.
+    shopper_ws
+        .send(json!({"type": "send", "conversation_id": id, "client_msg_id": "c-2", "kind": "product_card",
+                           "payload": {"product_id": 7, "title": "Green tea"}}))
+        .await;
+    assert_eq!(shopper_ws.next_of("ack").await["seq"], 2);
+    assert_eq!(agent_ws.next_of("deliver").await["kind"], "product_card");
+    shopper_ws
+        .send(json!({"type": "send", "conversation_id": id, "client_msg_id": "c-3", "kind": "image",
+                           "payload": {"url": "not a url"}}))
+        .await;
+    let error = shopper_ws.next_of("error").await;
+    assert_eq!(
+        (error["code"].as_str(), error["client_msg_id"].as_str()),
+        (Some("validation_failed"), Some("c-3"))
+    );
+    shopper_ws.send(json!({"type": "shout"})).await;
+    assert_eq!(shopper_ws.next_of("error").await["code"], "invalid_body");
+    shopper_ws.framed.send(Message::Text("{not json".into())).await.unwrap();
+    assert_eq!(shopper_ws.next_of("error").await["code"], "malformed_json");
+
+    // History pages by seq.
+    let path = format!("/api/chat/conversations/{id}/messages?after_seq=1&limit=10");
+    let reply = app.call("GET", &path, Some(&agent), None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.body.as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect::<Vec<_>>(),
+        vec![2]
+    );
+    let reply =
+        app.call("GET", &format!("/api/chat/conversations/{id}/messages?limit=0"), Some(&agent), None).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+}
+
+#[actix_web::test]
+async fn a_reconnecting_client_gets_exactly_the_messages_it_missed() {
+    let app = spawn_app().await;
+    let (id, _, shopper, _, agent) = chatting(&app).await;
+    let mut shopper_ws = Ws::connect(&app, &shopper).await;
+    let mut agent_ws = Ws::connect(&app, &agent).await;
+    for n in 1..=2 {
+        shopper_ws.say(id, &format!("m{n}"), &format!("message {n}")).await;
+        assert_eq!(agent_ws.next_of("deliver").await["seq"], n);
+    }
+    drop(agent_ws);
+    for n in 3..=5 {
+        shopper_ws.say(id, &format!("m{n}"), &format!("message {n}")).await;
+    }
+
+    let mut agent_ws = Ws::connect(&app, &agent).await;
+    agent_ws.send(json!({"type": "resume", "conversations": [{"conversation_id": id, "last_seq": 2}]})).await;
+    let mut seqs = Vec::new();
+    loop {
+        let frame = agent_ws.next_within(Duration::from_secs(10)).await.expect("frame");
+        match frame["type"].as_str() {
+            Some("deliver") => seqs.push(frame["seq"].as_i64().unwrap()),
+            Some("resumed") => {
+                assert_eq!((frame["last_seq"].as_i64(), frame["more"].as_bool()), (Some(5), Some(false)));
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(seqs, vec![3, 4, 5]);
+    // Live again afterwards, and nothing twice.
+    shopper_ws.say(id, "m6", "message 6").await;
+    assert_eq!(agent_ws.next_of("deliver").await["seq"], 6);
+    agent_ws.none_of("deliver").await;
+}
+
+#[actix_web::test]
+async fn read_receipts_and_typing_reach_the_other_member() {
+    let app = spawn_app().await;
+    let (id, shopper_id, shopper, agent_id, agent) = chatting(&app).await;
+    let mut shopper_ws = Ws::connect(&app, &shopper).await;
+    let mut agent_ws = Ws::connect(&app, &agent).await;
+    shopper_ws.say(id, "r1", "hello").await;
+    shopper_ws.say(id, "r2", "anyone?").await;
+
+    agent_ws.send(json!({"type": "typing", "conversation_id": id})).await;
+    let typing = shopper_ws.next_of("typing").await;
+    assert_eq!((typing["conversation_id"].as_i64(), typing["user_id"].as_i64()), (Some(id), Some(agent_id)));
+
+    agent_ws.send(json!({"type": "read", "conversation_id": id, "seq": 99})).await;
+    let read = shopper_ws.next_of("read").await;
+    // Clamped to the last message.
+    assert_eq!((read["user_id"].as_i64(), read["seq"].as_i64()), (Some(agent_id), Some(2)));
+    let mine = app.call("GET", &format!("/api/chat/conversations/{id}"), Some(&agent), None).await;
+    assert_eq!((mine.body["last_seq"].as_i64(), mine.body["last_read_seq"].as_i64()), (Some(2), Some(2)));
+    let list = app.call("GET", "/api/chat/conversations", Some(&shopper), None).await;
+    assert_eq!(
+        (list.body["total"].as_i64(), list.body["items"][0]["shopper_id"].as_i64()),
+        (Some(1), Some(shopper_id))
+    );
+}
+
+#[actix_web::test]
+async fn only_members_may_read_or_send() {
+    let app = spawn_app().await;
+    let (id, _, _, _, _) = chatting(&app).await;
+    let (_, outsider) = app.member("outsider").await;
+
+    let reply =
+        app.call("GET", &format!("/api/chat/conversations/{id}/messages"), Some(&outsider), None).await;
+    assert_eq!((reply.status, reply.code()), (StatusCode::NOT_FOUND, "not_found"));
+    assert_eq!(
+        app.call("GET", &format!("/api/chat/conversations/{id}"), Some(&outsider), None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let mut ws = Ws::connect(&app, &outsider).await;
+    ws.send(json!({"type": "send", "conversation_id": id, "client_msg_id": "x", "kind": "text", "payload": {"text": "hi"}})).await;
+    assert_eq!(ws.next_of("error").await["code"], "forbidden");
+    ws.send(json!({"type": "typing", "conversation_id": id})).await;
+    assert_eq!(ws.next_of("error").await["code"], "forbidden");
+    ws.send(json!({"type": "resume", "conversations": [{"conversation_id": id, "last_seq": 0}]})).await;
+    assert_eq!(ws.next_of("error").await["code"], "not_found");
+    assert_eq!(app.count("messages").await, 0);
+
+    // No token, no connection.
+    let url = format!("{}/api/chat/ws", app.address.replacen("http", "ws", 1));
+    assert!(awc::Client::new().ws(url).connect().await.is_err());
+}
+
+#[actix_web::test]
+async fn a_client_too_slow_to_drain_its_queue_is_disconnected() {
+    let (mut settings, db_name) = fresh_settings().await;
+    settings.chat.outbound_capacity = 8;
+    let app = spawn_app_with(settings, db_name).await;
+    let (id, _, shopper, _, agent) = chatting(&app).await;
+    // The agent connects and stops reading.
+    let mut slow = Ws::connect(&app, &agent).await;
+    let mut shopper_ws = Ws::connect(&app, &shopper).await;
+    let text = "x".repeat(1900);
+    let sent = 3000;
+    for n in 0..sent {
+        shopper_ws
+            .send(json!({"type": "send", "conversation_id": id, "client_msg_id": format!("s{n}"),
+                               "kind": "text", "payload": {"text": text}}))
+            .await;
+        if n % 50 == 49 {
+            // Keep within the in-flight limit.
+            for _ in 0..50 {
+                shopper_ws.next_of("ack").await;
+            }
+        }
+    }
+    // Reading now finds the close (1008) long before all of them.
+    let mut delivered = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), slow.framed.next()).await {
+            Ok(Some(Ok(Frame::Text(_)))) => delivered += 1,
+            Ok(Some(Ok(Frame::Close(reason)))) => {
+                assert_eq!(reason.map(|r| r.code), Some(awc::ws::CloseCode::Policy));
+                break;
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(_)) | None) => break,
+            Err(_) => panic!("the slow connection was not closed ({delivered} delivered)"),
+        }
+    }
+    assert!(delivered < sent, "all {delivered} delivered");
+    // Nothing was lost for the record: history has every message.
+    let reply = app
+        .call(
+            "GET",
+            &format!("/api/chat/conversations/{id}/messages?before_seq=999999&limit=1"),
+            Some(&agent),
+            None,
+        )
+        .await;
+    assert_eq!(reply.body[0]["seq"], sent);
+}
+
+#[actix_web::test]
+async fn a_complaint_is_escalated_taken_and_decided_with_every_change_recorded() {
+    let app = spawn_app().await;
+    let (_, admin) = app.admin("root").await;
+    let (shop_id, owner) = app.open_shop(&admin, "olga", "Olga's Outlet").await;
+    let (shopper_id, shopper) = app.member("pat").await;
+    let (_, stranger) = app.member("quinn").await;
+
+    let body = json!({"kind": "complaint", "shop_id": shop_id, "subject": "Broken teapot",
+                      "description": "It arrived in pieces and the shop will not answer."});
+    let reply = app.call("POST", "/api/cases", Some(&shopper), Some(body.clone())).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    let case = reply.body;
+    let case_id = case["id"].as_i64().unwrap();
+    let thread = case["conversation_id"].as_i64().unwrap();
+    assert_eq!((case["status"].as_str(), case["filed_by"].as_i64()), (Some("open"), Some(shopper_id)));
+    let mut bad = body.clone();
+    bad["subject"] = json!("");
+    assert_eq!(app.call("POST", "/api/cases", Some(&shopper), Some(bad)).await.code(), "validation_failed");
+    assert_eq!(
+        app.call("POST", "/api/cases", Some(&owner), Some(body)).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+
+    // The shop answers in the thread; outsiders see nothing.
+    let mut owner_ws = Ws::connect(&app, &owner).await;
+    owner_ws.say(thread, "o1", "Please send a photo.").await;
+    let cases = format!("/api/cases/{case_id}");
+    assert_eq!(app.call("GET", &cases, Some(&stranger), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.call("POST", &format!("{cases}/escalate"), Some(&stranger), None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.call("GET", "/api/system/cases", Some(&shopper), None).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let reply =
+        app.call("GET", &format!("/api/chat/conversations/{thread}/messages"), Some(&stranger), None).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+
+    // Escalated: in the operators' queue; an operator reads the thread, takes and decides it.
+    let reply = app.call("POST", &format!("{cases}/escalate"), Some(&shopper), None).await;
+    assert_eq!(reply.body["status"], "escalated");
+    assert_eq!(
+        app.call("POST", &format!("{cases}/escalate"), Some(&shopper), None).await.code(),
+        "invalid_state"
+    );
+    let queue = app.call("GET", "/api/system/cases", Some(&admin), None).await;
+    assert_eq!(queue.body["items"][0]["id"], case_id);
+    let history =
+        app.call("GET", &format!("/api/chat/conversations/{thread}/messages"), Some(&admin), None).await;
+    assert_eq!(history.body[0]["payload"]["text"], "Please send a photo.");
+    let reply = app.call("POST", &format!("/api/system/cases/{case_id}/take"), Some(&admin), None).await;
+    assert_eq!(reply.body["status"], "in_arbitration");
+    let mut admin_ws = Ws::connect(&app, &admin).await;
+    admin_ws.say(thread, "a1", "I am looking into it.").await;
+    assert_eq!(owner_ws.next_of("deliver").await["payload"]["text"], "I am looking into it.");
+    let decide = format!("/api/system/cases/{case_id}/decision");
+    let reply =
+        app.call("POST", &decide, Some(&admin), Some(json!({"decision": "maybe", "note": "x"}))).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let reply = app
+        .call(
+            "POST",
+            &decide,
+            Some(&admin),
+            Some(json!({"decision": "resolved_for_shopper", "note": "Refund in full."})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(
+        (reply.body["status"].as_str(), reply.body["decision"].as_str()),
+        (Some("decided"), Some("resolved_for_shopper"))
+    );
+    let events: Vec<&str> =
+        reply.body["events"].as_array().unwrap().iter().map(|e| e["to_status"].as_str().unwrap()).collect();
+    assert_eq!(events, vec!["open", "escalated", "in_arbitration", "decided"]);
+    assert_eq!(
+        app.call("POST", &decide, Some(&admin), Some(json!({"decision": "dismissed", "note": "again"})))
+            .await
+            .code(),
+        "invalid_state"
+    );
+    // The thread is closed now.
+    assert_eq!(owner_ws.next_of("closed").await["conversation_id"], thread);
+    owner_ws.send(json!({"type": "send", "conversation_id": thread, "client_msg_id": "o2", "kind": "text", "payload": {"text": "But"}})).await;
+    assert_eq!(owner_ws.next_of("error").await["code"], "invalid_state");
+    let mine = app.call("GET", "/api/cases", Some(&owner), None).await;
+    assert_eq!(mine.body["total"], 1);
+    // Only the filer withdraws.
+    let second = app
+        .call(
+            "POST",
+            "/api/cases",
+            Some(&shopper),
+            Some(json!({"kind": "appeal", "shop_id": shop_id,
+              "subject": "Penalty", "description": "Please review."})),
+        )
+        .await;
+    let withdraw = format!("/api/cases/{}/withdraw", second.body["id"]);
+    assert_eq!(app.call("POST", &withdraw, Some(&owner), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.call("POST", &withdraw, Some(&shopper), None).await.body["status"], "withdrawn");
+}
