@@ -264,7 +264,7 @@ impl SeckillEngine {
             return Ok(live.clone());
         }
         let client = self.db.get().await?;
-        Ok(self.start_event(&client, event).await?)
+        self.start_event(&client, event).await
     }
 
     /// Gives units of an expired or cancelled order back to the event's
