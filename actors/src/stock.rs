@@ -194,7 +194,9 @@ pub struct PoolLevel {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Restock {
+    /// Units newly leased to this actor.
     pub leased: u32,
+    /// The pool's level as the keeper last read it.
     pub pool: PoolLevel,
 }
 

@@ -104,7 +104,9 @@ pub struct SeckillEngine {
 /// A change to an event's gate made on one node that every node must apply.
 #[derive(Debug, Clone, Copy)]
 pub enum GateChange {
+    /// Opened before its start time.
     Opened,
+    /// Closed by the kill switch: nodes stop selling and give back leases.
     Closed,
 }
 

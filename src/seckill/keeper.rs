@@ -20,7 +20,9 @@ use super::store;
 
 /// An event's lease on this node: its keys and the link to its actor.
 pub struct Lease {
+    /// The event's keys in Redis.
     pub keys: PoolKeys,
+    /// Shared with the event's actor: its "need more" signal and sales.
     pub link: Arc<LeaseLink>,
 }
 

@@ -179,7 +179,9 @@ pub struct PoolKeys {
 /// Units moved by a script and the pool's level after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Moved {
+    /// Units leased, given back, reclaimed or released by the call.
     pub units: u32,
+    /// The pool after the call, for the actor's gate.
     pub pool: PoolLevel,
 }
 
@@ -210,8 +212,10 @@ pub struct StockPool {
 /// missing (never initialised, or lost with Redis's data).
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
+    /// Redis did not answer or refused the script.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// The event's pool is absent: rebuild it from the database.
     #[error("the stock pool of event {0} is not initialised")]
     Missing(i64),
 }

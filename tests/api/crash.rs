@@ -14,6 +14,15 @@ use crate::seckill::{create_event, event_body};
 /// A server process, SIGKILLed when dropped.
 pub struct Server(Child);
 
+impl Server {
+    /// Stops the server as an orchestrator would (SIGTERM) and waits until it exits.
+    pub fn terminate(mut self) {
+        let pid = self.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", pid.as_str()]).status();
+        let _ = self.0.wait();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();

@@ -127,3 +127,46 @@ async fn two_nodes_sell_one_sale_and_a_killed_nodes_lease_is_reclaimed_by_the_su
     .await;
     assert_eq!(over_limit, 0, "no shopper above the limit");
 }
+
+#[actix_web::test]
+async fn a_node_stopping_cleanly_gives_its_unsold_lease_back_to_the_pool() {
+    let (settings, db_name) = fresh_settings().await;
+    let port = free_port();
+    let app = TestApp::attach(settings, db_name, format!("http://127.0.0.1:{port}"));
+    // Leases outlive the test: only a hand-back can return the units.
+    let cluster = [
+        ("RSCMS__SECKILL__STOCK_AUTHORITY", "redis"),
+        ("RSCMS__SECKILL__LEASE_TTL_MS", "600000"),
+        ("RSCMS__SECKILL__LEASE_CHUNK", "20"),
+    ];
+    let node = start_server_with(&app, port, &cluster).await;
+    let (_, admin) = app.admin("ops").await;
+    let (shopper_id, shopper) = app.member("leaver").await;
+    let event = create_event(&app, &admin, event_body(100, 5, json!({}))).await;
+    for n in 0..3 {
+        let path = format!("/api/seckill/events/{event}/orders");
+        let key = format!("k{n}");
+        let reply = app
+            .call_with(
+                "POST",
+                &path,
+                Some(&shopper),
+                Some(json!({"quantity": 1})),
+                &[("Idempotency-Key", &key)],
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{:?}", reply.body);
+    }
+
+    node.terminate();
+
+    let redis = redis::Client::open(app.settings.redis.url.as_str()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let key = |what: &str| format!("{}seckill:{{{event}}}:{what}", app.settings.redis.key_prefix);
+    let pool: i64 = redis::cmd("GET").arg(key("pool")).query_async(&mut conn).await.unwrap();
+    let leases: i64 = redis::cmd("HLEN").arg(key("leases")).query_async(&mut conn).await.unwrap();
+    let bought: i64 =
+        redis::cmd("HGET").arg(key("users")).arg(shopper_id).query_async(&mut conn).await.unwrap();
+    assert_eq!((pool, leases), (97, 0), "the 17 unsold units are back; the 3 sold are not");
+    assert_eq!(bought, 3, "the shopper's count is kept");
+}
