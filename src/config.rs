@@ -105,6 +105,27 @@ pub struct SeckillSettings {
     pub purchase_token_ttl_secs: u64,
     /// Serve the naive one-transaction-per-request baseline for load tests.
     pub naive_baseline: bool,
+    /// Who owns an event's stock: this node's actor, or a pool in Redis
+    /// that several nodes lease from.
+    pub stock_authority: StockAuthority,
+    /// Units a node leases from the pool at a time (`redis` only).
+    pub lease_chunk: u32,
+    /// A lease not renewed for this long is reclaimed into the pool by any
+    /// node: how long a dead node's units stay unsellable (`redis` only).
+    pub lease_ttl_ms: u64,
+    /// Requests one actor parks while its lease is refilled (`redis` only).
+    pub lease_park_capacity: usize,
+}
+
+/// Who owns a flash sale's stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StockAuthority {
+    /// One node: the event's stock actor owns all of it.
+    Local,
+    /// Several nodes: Redis holds the pool and the per-user counts; each
+    /// node's actor sells from a lease.
+    Redis,
 }
 
 impl std::fmt::Debug for SeckillSettings {
@@ -115,6 +136,9 @@ impl std::fmt::Debug for SeckillSettings {
             .field("batch_max_delay_us", &self.batch_max_delay_us)
             .field("writer_queue_capacity", &self.writer_queue_capacity)
             .field("actor_mailbox_capacity", &self.actor_mailbox_capacity)
+            .field("stock_authority", &self.stock_authority)
+            .field("lease_chunk", &self.lease_chunk)
+            .field("lease_ttl_ms", &self.lease_ttl_ms)
             .finish_non_exhaustive()
     }
 }

@@ -61,9 +61,12 @@ impl Application {
         &self.state
     }
 
-    /// Serves until SIGINT/SIGTERM, then drains in-flight requests.
+    /// Serves until SIGINT/SIGTERM, then drains in-flight requests and
+    /// gives unsold leased stock back to the shared pool.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await.context("server failed")
+        let served = self.server.await.context("server failed");
+        self.state.seckill.hand_back_leases().await;
+        served
     }
 }
 
@@ -76,7 +79,7 @@ async fn connect(settings: Settings) -> anyhow::Result<AppState> {
     let sessions = Arc::new(Sessions::new(pool.clone(), kv.clone(), &settings.auth));
     let blacklist = Arc::new(Blacklist::new(pool.clone(), kv.clone()));
     blacklist.reload().await.map_err(|e| anyhow::anyhow!("cannot load the blacklist: {e}"))?;
-    let seckill = SeckillEngine::start(pool.clone(), &settings.seckill, metrics.clone()).await?;
+    let seckill = SeckillEngine::start(pool.clone(), &kv, &settings.seckill, metrics.clone()).await?;
     let carts = CartEngine::start(pool.clone(), &settings.cart, &metrics);
     let chat = ChatEngine::start(pool.clone(), &settings.chat);
     let products = Arc::new(ProductCache::new(
@@ -106,6 +109,7 @@ fn start_background_tasks(state: &AppState) {
     actix_web::rt::spawn(state.sessions.clone().listen_for_invalidations());
     actix_web::rt::spawn(state.blacklist.clone().listen_for_changes());
     actix_web::rt::spawn(state.products.clone().listen_for_invalidations());
+    actix_web::rt::spawn(state.seckill.clone().follow_pools());
     let every = Duration::from_secs(state.settings.blacklist.refresh_secs);
     actix_web::rt::spawn(state.blacklist.clone().refresh_periodically(every));
     let sweep_every = Duration::from_millis(state.settings.orders.sweep_interval_ms);

@@ -10,14 +10,23 @@
 //!
 //! On start the actor is given its state as rebuilt from the database
 //! ([`StockSnapshot`]), so a restart never oversells.
+//!
+//! With several nodes the event's stock cannot live in one actor's memory.
+//! A leasing actor ([`StockActor::leased`]) sells only the units its node
+//! leased from a shared pool; a keeper task outside the actor talks to the
+//! pool (through the [`LeaseLink`]) and tops the actor up with
+//! [`Restock`]. A request that finds the actor empty while the pool may
+//! still have units is parked (boundedly) until the refill arrives, so it is
+//! never told "sold out" wrongly; the actor itself never waits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
 use dashmap::DashMap;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 use crate::gate::{Admission, EventGate};
 use crate::mailbox;
@@ -124,6 +133,10 @@ pub enum ReserveError {
     /// The batch failed to commit; nothing was written.
     #[error("write failed")]
     WriteFailed,
+    /// Whether the order was written is unknown (the connection broke); its
+    /// units stay reserved and a retry with the same key finds it.
+    #[error("commit outcome unknown")]
+    CommitUnknown,
 }
 
 /// Answer channel of a [`ReserveStock`].
@@ -166,6 +179,83 @@ pub struct StockLevel {
     pub in_flight: u32,
 }
 
+/// A level of the shared pool, ordered by `seq` (every change to the pool
+/// bumps it) so a late report never overrides a newer one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolLevel {
+    /// Units in the pool, leased to no node.
+    pub units: u32,
+    /// The pool's change counter when `units` was read.
+    pub seq: u64,
+}
+
+/// From the keeper: `leased` more units are this actor's to sell (0 when
+/// only the pool's level is news), and the pool's level after the lease.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Restock {
+    /// Units newly leased to this actor.
+    pub leased: u32,
+    /// The pool's level as the keeper last read it.
+    pub pool: PoolLevel,
+}
+
+/// From the keeper: hand back every unit not reserved, because the sale is
+/// over here (ended, closed, the node stops) or the lease was lost. Answers
+/// the units taken out of sale.
+#[derive(Message)]
+#[rtype(result = "u32")]
+pub struct TakeBackStock;
+
+/// What a leasing actor and its keeper share. The actor only touches
+/// atomics and wakes the keeper, so it never waits on the pool.
+#[derive(Debug)]
+pub struct LeaseLink {
+    /// Woken when the actor runs low (or empty with requests parked) and
+    /// the pool may still have units.
+    pub need: Notify,
+    /// Units the database took (committed, or kept out of sale) that the
+    /// keeper has not yet reported to the pool.
+    sold: AtomicU32,
+    /// Ask for more when fewer units than this are left.
+    low_water: u32,
+    /// Most requests parked while a refill is on its way.
+    park_capacity: usize,
+}
+
+impl LeaseLink {
+    /// A link asking for a refill below `low_water` units, parking at most
+    /// `park_capacity` requests meanwhile.
+    pub fn new(low_water: u32, park_capacity: usize) -> Self {
+        Self { need: Notify::new(), sold: AtomicU32::new(0), low_water, park_capacity }
+    }
+
+    /// Counts units gone for good (and, for the keeper, units whose report failed).
+    pub fn add_sold(&self, units: u32) {
+        self.sold.fetch_add(units, Ordering::AcqRel);
+    }
+
+    /// The units gone since the last call, for the keeper to report.
+    pub fn take_sold(&self) -> u32 {
+        self.sold.swap(0, Ordering::AcqRel)
+    }
+}
+
+/// Where an actor's units come from.
+enum Supply {
+    /// All of the event's stock is this actor's (one node).
+    Owned,
+    /// The actor sells from its node's lease on a shared pool; per-user
+    /// limits are checked against the shared count before a request gets here.
+    Leased {
+        link: Arc<LeaseLink>,
+        /// The pool's level as last heard; `None` before the first report.
+        pool: Option<PoolLevel>,
+        /// Requests waiting for a refill, oldest first.
+        parked: VecDeque<ReserveStock>,
+    },
+}
+
 /// The actor owning one event's stock.
 pub struct StockActor<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> {
     terms: EventTerms,
@@ -174,6 +264,7 @@ pub struct StockActor<S: BatchStore<Item = Reservation, Outcome = ReservationOut
     gate: Arc<EventGate>,
     writer: WriterHandle<S>,
     mailbox_capacity: usize,
+    supply: Supply,
 }
 
 impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> StockActor<S> {
@@ -186,7 +277,47 @@ impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> StockActor
         mailbox_capacity: usize,
     ) -> Self {
         gate.set_remaining(state.remaining);
-        Self { terms, state, in_flight: 0, gate, writer, mailbox_capacity }
+        Self { terms, state, in_flight: 0, gate, writer, mailbox_capacity, supply: Supply::Owned }
+    }
+
+    /// Makes this a leasing actor: `state.remaining` is then the units its
+    /// node holds in its lease, and `link` reaches the keeper that refills it.
+    pub fn leased(mut self, link: Arc<LeaseLink>) -> Self {
+        self.supply = Supply::Leased { link, pool: None, parked: VecDeque::new() };
+        self.publish();
+        self
+    }
+
+    /// Tells the gate what can still be sold here: the actor's units plus,
+    /// when leasing, the pool's (unknown counts as "maybe more"), so the
+    /// gate answers "sold out" only when neither has any.
+    fn publish(&self) {
+        let pool = match &self.supply {
+            Supply::Owned => 0,
+            Supply::Leased { pool, .. } => pool.map_or(1, |p| p.units),
+        };
+        self.gate.set_remaining(self.state.remaining.saturating_add(pool));
+    }
+
+    /// Whether a refill may still come (leasing, and the pool not known empty).
+    fn may_restock(&self) -> bool {
+        matches!(&self.supply, Supply::Leased { pool, .. } if pool.is_none_or(|p| p.units > 0))
+    }
+
+    /// Wakes the keeper when the lease runs low and the pool may have more.
+    fn ask_for_more(&self) {
+        if let Supply::Leased { link, .. } = &self.supply {
+            if self.state.remaining < link.low_water && self.may_restock() {
+                link.need.notify_one();
+            }
+        }
+    }
+
+    /// Counts units the database took, for the keeper to report to the pool.
+    fn gone(&self, quantity: u32) {
+        if let Supply::Leased { link, .. } = &self.supply {
+            link.add_sold(quantity);
+        }
     }
 
     /// Starts the actor on `arbiter` with its bounded mailbox in force from
@@ -198,12 +329,15 @@ impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> StockActor
 
     fn take(&mut self, user_id: i64, quantity: u32, key: Option<(i64, String)>, order_no: &str) {
         self.state.remaining -= quantity;
-        *self.state.held_by_user.entry(user_id).or_default() += quantity;
+        if matches!(self.supply, Supply::Owned) {
+            *self.state.held_by_user.entry(user_id).or_default() += quantity;
+        }
         if let Some(key) = key {
             self.state.orders_by_key.insert(key, order_no.to_owned());
         }
         self.in_flight += 1;
-        self.gate.set_remaining(self.state.remaining);
+        self.publish();
+        self.ask_for_more();
     }
 
     /// Undoes a reservation: the units return to sale and to the user's allowance.
@@ -214,7 +348,7 @@ impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> StockActor
 
     fn return_units(&mut self, quantity: u32) {
         self.state.remaining += quantity;
-        self.gate.set_remaining(self.state.remaining);
+        self.publish();
     }
 
     fn release_allowance(&mut self, user_id: i64, quantity: u32) {
@@ -244,11 +378,51 @@ impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> StockActor
         if msg.quantity > self.state.remaining {
             return Err(ReserveError::SoldOut);
         }
-        let held = self.state.held_by_user.get(&msg.user_id).copied().unwrap_or(0);
-        if held + msg.quantity > self.terms.per_user_limit {
-            return Err(ReserveError::LimitReached);
+        if matches!(self.supply, Supply::Owned) {
+            let held = self.state.held_by_user.get(&msg.user_id).copied().unwrap_or(0);
+            if held + msg.quantity > self.terms.per_user_limit {
+                return Err(ReserveError::LimitReached);
+            }
         }
         Ok(())
+    }
+
+    /// Answers, reserves, or (leasing, empty, pool maybe not) parks `msg`.
+    fn serve(&mut self, msg: ReserveStock, ctx: &mut Context<Self>) {
+        match self.check(&msg) {
+            Ok(()) => self.reserve(msg, ctx),
+            Err(ReserveError::SoldOut) if self.may_restock() => self.park(msg),
+            Err(refusal) => {
+                let _ = msg.reply.send(Err(refusal));
+            }
+        }
+    }
+
+    fn park(&mut self, msg: ReserveStock) {
+        if let Supply::Leased { link, parked, .. } = &mut self.supply {
+            if parked.len() >= link.park_capacity {
+                let _ = msg.reply.send(Err(ReserveError::Overloaded));
+                return;
+            }
+            parked.push_back(msg);
+            link.need.notify_one();
+        }
+    }
+
+    /// Serves the parked requests again, oldest first, after a refill or
+    /// news of the pool: they are reserved, parked again, or refused (sold
+    /// out once the pool is known empty). Requests whose caller gave up
+    /// are dropped without taking stock.
+    fn serve_parked(&mut self, ctx: &mut Context<Self>) {
+        let waiting = match &mut self.supply {
+            Supply::Leased { parked, .. } => std::mem::take(parked),
+            Supply::Owned => return,
+        };
+        for msg in waiting {
+            if !msg.reply.is_closed() {
+                self.serve(msg, ctx);
+            }
+        }
     }
 }
 
@@ -266,10 +440,14 @@ impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> Handler<Re
     type Result = ();
 
     fn handle(&mut self, msg: ReserveStock, ctx: &mut Self::Context) {
-        if let Err(refusal) = self.check(&msg) {
-            let _ = msg.reply.send(Err(refusal));
-            return;
-        }
+        self.serve(msg, ctx);
+    }
+}
+
+impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> StockActor<S> {
+    /// Takes the units of a checked request and hands it to the writer;
+    /// the shopper is answered once the outcome is known.
+    fn reserve(&mut self, msg: ReserveStock, ctx: &mut Context<Self>) {
         let ReserveStock { user_id, quantity, order_no, idempotency_key, now, reply } = msg;
         let key = idempotency_key.clone().map(|k| (user_id, k));
         self.take(user_id, quantity, key.clone(), &order_no);
@@ -306,12 +484,15 @@ impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> Handler<Re
         // Wait for the commit without blocking the actor: other messages are
         // handled meanwhile, and the outcome is applied back inside the actor.
         let reserved = Reserved { order_no, quantity, amount_cents, pay_before };
-        ctx.spawn(committed.into_actor(self).map(move |outcome, actor, _| {
+        ctx.spawn(committed.into_actor(self).map(move |outcome, actor, ctx| {
             actor.in_flight -= 1;
             let committed_or_unknown =
                 matches!(outcome, Ok(Ok(ReservationOutcome::Committed | ReservationOutcome::Unknown)));
             let answer = match outcome {
-                Ok(Ok(ReservationOutcome::Committed)) => Ok(reserved),
+                Ok(Ok(ReservationOutcome::Committed)) => {
+                    actor.gone(quantity);
+                    Ok(reserved)
+                }
                 Ok(Ok(ReservationOutcome::DuplicateKey)) => {
                     actor.give_back(user_id, quantity);
                     Err(ReserveError::DuplicateKey { order_no: None })
@@ -321,6 +502,7 @@ impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> Handler<Re
                 // only what it says is still there.
                 Ok(Ok(ReservationOutcome::Refused(Refusal::SoldOut))) => {
                     actor.release_allowance(user_id, quantity);
+                    actor.gone(quantity);
                     Err(ReserveError::SoldOut)
                 }
                 Ok(Ok(ReservationOutcome::Refused(Refusal::LimitReached))) => {
@@ -329,7 +511,10 @@ impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> Handler<Re
                 }
                 // The order may exist: keep everything reserved and the key,
                 // so a retry with the same key finds it.
-                Ok(Ok(ReservationOutcome::Unknown)) => Err(ReserveError::WriteFailed),
+                Ok(Ok(ReservationOutcome::Unknown)) => {
+                    actor.gone(quantity);
+                    Err(ReserveError::CommitUnknown)
+                }
                 Ok(Err(WriteError::Overloaded)) => {
                     actor.give_back(user_id, quantity);
                     Err(ReserveError::Overloaded)
@@ -343,6 +528,10 @@ impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> Handler<Re
                 actor.state.orders_by_key.remove(&key);
             }
             let _ = reply.send(answer);
+            if !committed_or_unknown {
+                // Units may have come back: a parked request can have them.
+                actor.serve_parked(ctx);
+            }
         }));
     }
 }
@@ -364,5 +553,35 @@ impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> Handler<Ge
 
     fn handle(&mut self, _: GetStockLevel, _: &mut Self::Context) -> StockLevel {
         StockLevel { remaining: self.state.remaining, in_flight: self.in_flight }
+    }
+}
+
+impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> Handler<Restock> for StockActor<S> {
+    type Result = ();
+
+    fn handle(&mut self, msg: Restock, ctx: &mut Self::Context) {
+        self.state.remaining += msg.leased;
+        if let Supply::Leased { pool, .. } = &mut self.supply {
+            if pool.is_none_or(|known| known.seq <= msg.pool.seq) {
+                *pool = Some(msg.pool);
+            }
+        }
+        self.publish();
+        self.serve_parked(ctx);
+        self.ask_for_more();
+    }
+}
+
+impl<S: BatchStore<Item = Reservation, Outcome = ReservationOutcome>> Handler<TakeBackStock>
+    for StockActor<S>
+{
+    type Result = u32;
+
+    fn handle(&mut self, _: TakeBackStock, ctx: &mut Self::Context) -> u32 {
+        let units = std::mem::take(&mut self.state.remaining);
+        self.publish();
+        // Parked requests hear "ended" now, or wait for the next refill.
+        self.serve_parked(ctx);
+        units
     }
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use actors::gate::{Admission, EventGate};
 use actors::stock::{
-    EventTerms, ReleaseStock, Reservation, ReservationOutcome, ReserveError, ReserveStock, StockActor,
-    StockSnapshot,
+    EventTerms, LeaseLink, PoolLevel, ReleaseStock, Reservation, ReservationOutcome, ReserveError,
+    ReserveStock, Restock, StockActor, StockSnapshot, TakeBackStock,
 };
 use actors::writer::{spawn_writer, BatchStore, WriterConfig};
 use tokio::sync::oneshot;
@@ -150,4 +150,97 @@ async fn closed_events_refuse_at_the_actor_too() {
     let (actor, gate) = start(10, 1, MemoryStore::default());
     gate.close();
     assert_eq!(reserve(&actor, 1, 0, None).await.unwrap_err(), ReserveError::Ended);
+}
+
+fn start_leased(
+    store: MemoryStore,
+    park_capacity: usize,
+) -> (actix::Addr<StockActor<MemoryStore>>, Arc<EventGate>, Arc<LeaseLink>) {
+    let writer = spawn_writer(
+        store,
+        WriterConfig {
+            max_rows: 128,
+            max_delay: Duration::from_millis(1),
+            queue_capacity: 1000,
+            max_in_flight: 1,
+        },
+        Arc::new(|_| {}),
+    );
+    let gate = Arc::new(EventGate::new(0, i64::MAX));
+    let link = Arc::new(LeaseLink::new(2, park_capacity));
+    let actor = StockActor::new(terms(1), StockSnapshot::default(), gate.clone(), writer, 1000)
+        .leased(link.clone())
+        .start_on(&actix::Arbiter::current());
+    (actor, gate, link)
+}
+
+/// Sends a one-unit reservation and returns the pending answer.
+fn ask(
+    actor: &actix::Addr<StockActor<MemoryStore>>,
+    user_id: i64,
+) -> oneshot::Receiver<Result<actors::stock::Reserved, ReserveError>> {
+    let (reply, answer) = oneshot::channel();
+    actor
+        .try_send(ReserveStock {
+            user_id,
+            quantity: 1,
+            order_no: format!("o-{user_id}"),
+            idempotency_key: None,
+            now: SystemTime::now(),
+            reply,
+        })
+        .unwrap();
+    answer
+}
+
+fn level(units: u32, seq: u64) -> PoolLevel {
+    PoolLevel { units, seq }
+}
+
+#[actix::test]
+async fn an_empty_leasing_actor_parks_requests_until_the_refill_and_never_says_sold_out_early() {
+    let store = MemoryStore::default();
+    let (actor, gate, link) = start_leased(store.clone(), 10);
+    assert_eq!(gate.admit(1), Admission::Go, "the pool is unknown: maybe more");
+    let mut first = ask(&actor, 1);
+    let mut second = ask(&actor, 2);
+    // Both are parked and the keeper is woken.
+    tokio::time::timeout(Duration::from_secs(1), link.need.notified()).await.unwrap();
+    assert!(first.try_recv().is_err() && second.try_recv().is_err(), "parked, not answered");
+
+    actor.send(Restock { leased: 1, pool: level(5, 1) }).await.unwrap();
+    assert!(first.await.unwrap().is_ok(), "the oldest parked request gets the unit");
+    // The second is still parked: the pool has units, so it is not sold out.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(second.try_recv().is_err());
+    actor.send(Restock { leased: 1, pool: level(4, 2) }).await.unwrap();
+    assert!(second.await.unwrap().is_ok());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(link.take_sold(), 2, "committed units are reported to the keeper");
+    assert_eq!(store.rows.lock().unwrap().len(), 2);
+}
+
+#[actix::test]
+async fn parked_requests_hear_sold_out_only_when_the_pool_is_known_empty() {
+    let (actor, gate, _link) = start_leased(MemoryStore::default(), 10);
+    let parked = ask(&actor, 1);
+    actor.send(Restock { leased: 0, pool: level(0, 7) }).await.unwrap();
+    assert_eq!(parked.await.unwrap().unwrap_err(), ReserveError::SoldOut);
+    assert_eq!(gate.admit(1), Admission::SoldOut, "the gate flips: the fast path answers the rest");
+    actor.send(Restock { leased: 0, pool: level(3, 6) }).await.unwrap();
+    assert_eq!(gate.admit(1), Admission::SoldOut, "an older level is ignored");
+    // Units reclaimed into the pool reopen the gate.
+    actor.send(Restock { leased: 0, pool: level(3, 8) }).await.unwrap();
+    assert_eq!(gate.admit(1), Admission::Go);
+}
+
+#[actix::test]
+async fn parking_is_bounded_and_unsold_units_can_be_taken_back() {
+    let (actor, gate, _link) = start_leased(MemoryStore::default(), 1);
+    let _parked = ask(&actor, 1);
+    assert_eq!(ask(&actor, 2).await.unwrap().unwrap_err(), ReserveError::Overloaded);
+    actor.send(Restock { leased: 5, pool: level(0, 1) }).await.unwrap();
+    assert_eq!(actor.send(TakeBackStock).await.unwrap(), 4, "one unit went to the parked request");
+    assert_eq!(gate.admit(1), Admission::SoldOut);
+    assert_eq!(ask(&actor, 3).await.unwrap().unwrap_err(), ReserveError::SoldOut);
 }

@@ -89,7 +89,10 @@ impl Aftermath {
     /// changed products from the detail cache.
     pub async fn settle(self, state: &AppState) {
         for unit in self.seckill_returns {
-            state.seckill.release(unit.event_id, unit.user_id, u32::try_from(unit.quantity).unwrap_or(0));
+            state
+                .seckill
+                .release(unit.event_id, unit.user_id, u32::try_from(unit.quantity).unwrap_or(0))
+                .await;
         }
         for product_id in self.changed_products {
             state.products.invalidate(product_id).await;

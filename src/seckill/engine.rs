@@ -1,5 +1,10 @@
 //! The running flash-sale engine: one stock actor per unfinished event, the
 //! group-commit writer they share, and the registry the HTTP layer reads.
+//!
+//! With `stock_authority = "redis"` each actor sells from a lease on the
+//! event's shared pool ([`super::pool`]), kept by a task per event
+//! ([`super::keeper`]); per-user limits are claimed in Redis before the
+//! actor is asked, and units of expired orders go back to the pool.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -7,15 +12,18 @@ use std::time::{Duration, Instant};
 
 use actix::{Addr, ArbiterHandle};
 use actors::gate::EventGate;
-use actors::stock::{EventTerms, KeyIndex, ReleaseStock, StockActor};
+use actors::stock::{EventTerms, KeyIndex, LeaseLink, ReleaseStock, Restock, StockActor, StockSnapshot};
 use actors::writer::{spawn_writer, WriterConfig, WriterHandle};
 use dashmap::DashMap;
 use deadpool_postgres::Pool;
 
+use super::keeper::{self, Lease};
+use super::pool::{PoolNews, StockPool};
 use super::ratelimit::RateLimiter;
 use super::store::{self, EventRow, PgReservations};
-use crate::config::SeckillSettings;
-use crate::error::ApiResult;
+use crate::config::{SeckillSettings, StockAuthority};
+use crate::error::{ApiError, ApiResult};
+use crate::kv::{Kv, Signal};
 use crate::metrics::{batch_observer, Metrics};
 
 /// Why buy requests were refused, counted per event for the live dashboard.
@@ -55,6 +63,8 @@ pub struct LiveEvent {
     pub gate: Arc<EventGate>,
     pub keys: KeyIndex,
     pub rejections: Rejections,
+    /// This node's lease on the shared pool (`stock_authority = "redis"`).
+    pub lease: Option<Lease>,
 }
 
 /// How long an event id found missing is answered from memory: a flood of
@@ -83,8 +93,21 @@ pub struct SeckillEngine {
     writer: WriterHandle<PgReservations>,
     db: Pool,
     mailbox_capacity: usize,
+    /// The shared stock pool when Redis is the stock authority.
+    pool: Option<Arc<StockPool>>,
+    /// Most requests parked per actor while its lease is refilled.
+    park_capacity: usize,
     /// Token buckets of the buy path.
     pub limiter: RateLimiter,
+}
+
+/// A change to an event's gate made on one node that every node must apply.
+#[derive(Debug, Clone, Copy)]
+pub enum GateChange {
+    /// Opened before its start time.
+    Opened,
+    /// Closed by the kill switch: nodes stop selling and give back leases.
+    Closed,
 }
 
 impl SeckillEngine {
@@ -93,6 +116,7 @@ impl SeckillEngine {
     /// system thread), apart from the HTTP workers.
     pub async fn start(
         db: Pool,
+        kv: &Kv,
         settings: &SeckillSettings,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Self>> {
@@ -115,11 +139,18 @@ impl SeckillEngine {
             writer,
             db,
             mailbox_capacity: settings.actor_mailbox_capacity,
+            pool: (settings.stock_authority == StockAuthority::Redis)
+                .then(|| Arc::new(StockPool::new(kv.clone(), settings))),
+            park_capacity: settings.lease_park_capacity,
             limiter: RateLimiter::default(),
         });
         let client = engine.db.get().await?;
         for event in store::unfinished_events(&client).await? {
-            engine.start_event(&client, event).await?;
+            let id = event.id;
+            engine
+                .start_event(&client, event)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot start the stock actor of event {id}: {e:?}"))?;
         }
         Ok(engine)
     }
@@ -128,8 +159,8 @@ impl SeckillEngine {
         &self,
         client: &deadpool_postgres::Client,
         event: EventRow,
-    ) -> Result<Arc<LiveEvent>, tokio_postgres::Error> {
-        let snapshot = store::load_snapshot(client, &event).await?;
+    ) -> ApiResult<Arc<LiveEvent>> {
+        let mut snapshot = store::load_snapshot(client, &event).await?;
         let gate =
             Arc::new(EventGate::new(event.starts_at.timestamp_millis(), event.ends_at.timestamp_millis()));
         if event.opened_at.is_some() {
@@ -147,10 +178,31 @@ impl SeckillEngine {
             payment_window: Duration::from_secs(u64::try_from(event.payment_window_secs).unwrap_or(0)),
         };
         let keys = snapshot.orders_by_key.clone();
-        let actor_gate = gate.clone();
-        let actor = StockActor::new(terms, snapshot, actor_gate, self.writer.clone(), self.mailbox_capacity)
-            .start_on(&self.actors_home);
-        let live = Arc::new(LiveEvent { event, actor, gate, keys, rejections: Rejections::default() });
+        let lease = match &self.pool {
+            None => None,
+            Some(pool) => {
+                // The database's stock seeds the pool (if no node did yet);
+                // the actor starts with nothing and leases what it sells.
+                let keys = pool.keys(&event);
+                pool.init(&keys, snapshot.remaining, &snapshot.held_by_user).await.map_err(|e| {
+                    ApiError::unavailable(anyhow::anyhow!("cannot set up the stock pool: {e}"))
+                })?;
+                snapshot =
+                    StockSnapshot { orders_by_key: snapshot.orders_by_key, ..StockSnapshot::default() };
+                let low_water = (pool.chunk() / 4).max(1);
+                Some(Lease { keys, link: Arc::new(LeaseLink::new(low_water, self.park_capacity)) })
+            }
+        };
+        let mut actor =
+            StockActor::new(terms, snapshot, gate.clone(), self.writer.clone(), self.mailbox_capacity);
+        if let Some(lease) = &lease {
+            actor = actor.leased(lease.link.clone());
+        }
+        let actor = actor.start_on(&self.actors_home);
+        let live = Arc::new(LiveEvent { event, actor, gate, keys, rejections: Rejections::default(), lease });
+        if let Some(pool) = &self.pool {
+            self.actors_home.spawn(keeper::keep(pool.clone(), self.db.clone(), Arc::downgrade(&live)));
+        }
         self.events.insert(live.event.id, live.clone());
         Ok(live)
     }
@@ -214,15 +266,106 @@ impl SeckillEngine {
             return Ok(live.clone());
         }
         let client = self.db.get().await?;
-        Ok(self.start_event(&client, event).await?)
+        self.start_event(&client, event).await
     }
 
-    /// Gives units of an expired or cancelled order back to its event's
-    /// actor (the database already has them back).
-    pub fn release(&self, event_id: i64, user_id: i64, quantity: u32) {
-        if let Some(live) = self.events.get(&event_id) {
-            // Rare and must not be dropped: `do_send` ignores the mailbox cap.
-            live.actor.do_send(ReleaseStock { user_id, quantity });
+    /// Gives units of an expired or cancelled order back to the event's
+    /// stock (the database already has them back): to its actor, or with a
+    /// shared pool to the pool and the user's allowance there, whichever
+    /// node runs this.
+    pub async fn release(&self, event_id: i64, user_id: i64, quantity: u32) {
+        match &self.pool {
+            Some(pool) => {
+                if let Err(err) = pool.release(&pool.keys_of(event_id, 0), user_id, quantity).await {
+                    tracing::error!(event_id, user_id, quantity, error = %err, "cannot return units to the stock pool");
+                }
+            }
+            None => {
+                if let Some(live) = self.events.get(&event_id) {
+                    // Rare and must not be dropped: `do_send` ignores the mailbox cap.
+                    live.actor.do_send(ReleaseStock { user_id, quantity });
+                }
+            }
+        }
+    }
+
+    /// Counts `quantity` against the user's limit in the shared pool before
+    /// the actor is asked; `false` when the limit would be passed. Always
+    /// `true` without a pool (the actor checks the limit itself).
+    pub async fn claim_allowance(&self, live: &LiveEvent, user_id: i64, quantity: u32) -> ApiResult<bool> {
+        match (&self.pool, &live.lease) {
+            (Some(pool), Some(lease)) => {
+                let limit = u32::try_from(live.event.per_user_limit).unwrap_or(0);
+                pool.claim(&lease.keys, user_id, quantity, limit)
+                    .await
+                    .map_err(|e| ApiError::unavailable(anyhow::anyhow!("stock pool: {e}")))
+            }
+            _ => Ok(true),
+        }
+    }
+
+    /// Undoes [`claim_allowance`](Self::claim_allowance) when no order was
+    /// written. A failure only leaves the user a smaller allowance.
+    pub async fn unclaim_allowance(&self, live: &LiveEvent, user_id: i64, quantity: u32) {
+        if let (Some(pool), Some(lease)) = (&self.pool, &live.lease) {
+            if let Err(err) = pool.unclaim(&lease.keys, user_id, quantity).await {
+                tracing::warn!(event_id = live.event.id, user_id, error = %err, "cannot undo a per-user claim");
+            }
+        }
+    }
+
+    /// Tells every node of an opened or closed sale (with a shared pool;
+    /// a single node has already changed its own gate).
+    pub async fn announce(&self, event_id: i64, change: GateChange) {
+        let Some(pool) = &self.pool else { return };
+        let news = match change {
+            GateChange::Opened => PoolNews::Opened { event_id },
+            GateChange::Closed => PoolNews::Closed { event_id },
+        };
+        if let Err(err) = pool.publish(news).await {
+            tracing::warn!(event_id, error = %err, "cannot announce a sale's change to other nodes");
+        }
+    }
+
+    /// Follows the pool channel for ever (with a shared pool): sold out,
+    /// restocked, opened and closed reach this node's gates and actors.
+    pub async fn follow_pools(self: Arc<Self>) {
+        let Some(pool) = self.pool.clone() else { return };
+        pool.follow(async |signal| {
+            // Missed messages are made good by each keeper's next round.
+            let Signal::Message(message) = signal else { return };
+            match PoolNews::parse(&message) {
+                Some(PoolNews::Level { event_id, pool }) => {
+                    if let Some(live) = self.events.get(&event_id) {
+                        // A full mailbox drops the news; the keeper's next round repeats it.
+                        let _ = live.actor.try_send(Restock { leased: 0, pool });
+                    }
+                }
+                Some(PoolNews::Opened { event_id }) => {
+                    if let Some(live) = self.events.get(&event_id) {
+                        live.gate.open_now();
+                    }
+                }
+                Some(PoolNews::Closed { event_id }) => {
+                    if let Some(live) = self.events.get(&event_id) {
+                        live.gate.close();
+                    }
+                }
+                None => tracing::warn!(payload = %message, "unreadable stock pool message"),
+            }
+        })
+        .await;
+    }
+
+    /// On a clean shutdown: every lease's unsold units go back to the pool,
+    /// so the other nodes sell them at once instead of after lease expiry.
+    pub async fn hand_back_leases(&self) {
+        let Some(pool) = &self.pool else { return };
+        let live: Vec<Arc<LiveEvent>> = self.events.iter().map(|e| e.value().clone()).collect();
+        for live in live {
+            if let Err(err) = keeper::hand_back(pool, &live).await {
+                tracing::warn!(event_id = live.event.id, error = %err, "cannot hand back a stock lease; it will expire");
+            }
         }
     }
 

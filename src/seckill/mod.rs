@@ -6,10 +6,16 @@
 //! the event's stock actor (`try_send`: a full mailbox is an instant 503),
 //! which reserves in memory and answers once the group-commit writer has
 //! committed the order.
+//!
+//! With `stock_authority = "redis"` (several nodes), the per-user limit is
+//! first claimed in Redis, and the actor sells from its node's lease on the
+//! event's shared pool ([`pool`], kept by [`keeper`]).
 
 pub mod engine;
 pub mod handlers;
+pub mod keeper;
 pub mod naive;
+pub mod pool;
 pub mod ratelimit;
 pub mod service;
 pub mod store;

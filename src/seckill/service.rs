@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 use utoipa::ToSchema;
 
-use super::engine::LiveEvent;
+use super::engine::{GateChange, LiveEvent};
 use super::ratelimit::RateKey;
 use super::store::{self, EventRow, NewEvent};
 use super::token;
@@ -216,29 +216,32 @@ pub async fn buy(state: &AppState, event_id: i64, req: BuyRequest) -> ApiResult<
             return Err(count(&live, state, ErrorCode::PurchaseTokenInvalid));
         }
     }
-    let (reply, answer) = oneshot::channel();
-    let message = ReserveStock {
-        user_id: req.user_id,
-        quantity: req.quantity,
-        order_no: order::service::new_order_no(),
-        idempotency_key: req.idempotency_key.clone(),
-        now,
-        reply,
-    };
-    if let Err(err) = live.actor.try_send(message) {
-        return Err(match err {
-            SendError::Full(_) => count(&live, state, ErrorCode::Overloaded),
-            SendError::Closed(_) => {
-                ApiError::unavailable(anyhow::anyhow!("stock actor of event {event_id} stopped"))
+    if !state.seckill.claim_allowance(&live, req.user_id, req.quantity).await? {
+        // A retry (possibly sent to another node) of a request that
+        // succeeded has used the allowance already: answer with its order.
+        if let Some(key) = &req.idempotency_key {
+            if let Ok(bought) = replay(state, &live, req.user_id, key).await {
+                return Ok(bought);
             }
-        });
+        }
+        return Err(count(&live, state, ErrorCode::LimitReached));
     }
-    let timeout = Duration::from_millis(settings.reserve_timeout_ms);
-    let outcome = match tokio::time::timeout(timeout, answer).await {
-        Ok(Ok(outcome)) => outcome,
+    let reserved = reserve(state, &live, &req, now).await;
+    // Only an order that exists (or may) keeps its claim on the allowance.
+    let written_or_maybe =
+        matches!(reserved, Ok(Ok(_) | Err(ReserveError::CommitUnknown)) | Err(NotAnswered::TimedOut));
+    if !written_or_maybe {
+        state.seckill.unclaim_allowance(&live, req.user_id, req.quantity).await;
+    }
+    let outcome = match reserved {
+        Ok(outcome) => outcome,
+        Err(NotAnswered::Full) => return Err(count(&live, state, ErrorCode::Overloaded)),
+        Err(NotAnswered::Closed) => {
+            return Err(ApiError::unavailable(anyhow::anyhow!("stock actor of event {event_id} stopped")))
+        }
         // Timed out: the reservation may still commit; a retry with the same
         // Idempotency-Key returns it.
-        Ok(Err(_)) | Err(_) => return Err(count(&live, state, ErrorCode::Overloaded)),
+        Err(NotAnswered::TimedOut) => return Err(count(&live, state, ErrorCode::Overloaded)),
     };
     match outcome {
         Ok(reserved) => Ok(Bought::Created(receipt(&live.event, reserved))),
@@ -251,7 +254,48 @@ pub async fn buy(state: &AppState, event_id: i64, req: BuyRequest) -> ApiResult<
         Err(ReserveError::NotStarted) => Err(count(&live, state, ErrorCode::NotStarted)),
         Err(ReserveError::Ended) => Err(count(&live, state, ErrorCode::Ended)),
         Err(ReserveError::Overloaded) => Err(count(&live, state, ErrorCode::Overloaded)),
-        Err(ReserveError::WriteFailed) => Err(ApiError::unavailable(anyhow::anyhow!("group commit failed"))),
+        Err(ReserveError::WriteFailed | ReserveError::CommitUnknown) => {
+            Err(ApiError::unavailable(anyhow::anyhow!("group commit failed")))
+        }
+    }
+}
+
+/// Why the stock actor gave no answer.
+enum NotAnswered {
+    /// Its mailbox is full (nothing was taken).
+    Full,
+    /// It has stopped (nothing was taken).
+    Closed,
+    /// No answer in time: the reservation may still commit.
+    TimedOut,
+}
+
+/// Asks the event's actor for the units and waits for its answer.
+async fn reserve(
+    state: &AppState,
+    live: &LiveEvent,
+    req: &BuyRequest,
+    now: SystemTime,
+) -> Result<Result<Reserved, ReserveError>, NotAnswered> {
+    let (reply, answer) = oneshot::channel();
+    let message = ReserveStock {
+        user_id: req.user_id,
+        quantity: req.quantity,
+        order_no: order::service::new_order_no(),
+        idempotency_key: req.idempotency_key.clone(),
+        now,
+        reply,
+    };
+    if let Err(err) = live.actor.try_send(message) {
+        return Err(match err {
+            SendError::Full(_) => NotAnswered::Full,
+            SendError::Closed(_) => NotAnswered::Closed,
+        });
+    }
+    let timeout = Duration::from_millis(state.settings.seckill.reserve_timeout_ms);
+    match tokio::time::timeout(timeout, answer).await {
+        Ok(Ok(outcome)) => Ok(outcome),
+        Ok(Err(_)) | Err(_) => Err(NotAnswered::TimedOut),
     }
 }
 
@@ -352,6 +396,7 @@ pub async fn open_event(state: &AppState, actor: Actor, id: i64) -> ApiResult<Ev
     actor.record(&tx, "seckill.open", format_args!("seckill_event:{id}"), json!({})).await?;
     tx.commit().await?;
     live.gate.open_now();
+    state.seckill.announce(id, GateChange::Opened).await;
     Ok(view(&live))
 }
 
@@ -365,6 +410,7 @@ pub async fn close_event(state: &AppState, actor: Actor, id: i64) -> ApiResult<E
     actor.record(&tx, "seckill.close", format_args!("seckill_event:{id}"), json!({})).await?;
     tx.commit().await?;
     live.gate.close();
+    state.seckill.announce(id, GateChange::Closed).await;
     Ok(view(&live))
 }
 

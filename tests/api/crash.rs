@@ -11,7 +11,17 @@ use serde_json::json;
 use crate::helpers::{fresh_settings, TestApp};
 use crate::seckill::{create_event, event_body};
 
-struct Server(Child);
+/// A server process, SIGKILLed when dropped.
+pub struct Server(Child);
+
+impl Server {
+    /// Stops the server as an orchestrator would (SIGTERM) and waits until it exits.
+    pub fn terminate(mut self) {
+        let pid = self.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", pid.as_str()]).status();
+        let _ = self.0.wait();
+    }
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -20,13 +30,20 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 async fn start_server(app: &TestApp, port: u16) -> Server {
+    start_server_with(app, port, &[]).await
+}
+
+/// Starts the real binary on `port` against `app`'s database and Redis
+/// prefix, with `env` overrides, and waits until it is ready.
+pub async fn start_server_with(app: &TestApp, port: u16, env: &[(&str, &str)]) -> Server {
     let config_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let server = Command::new(env!("CARGO_BIN_EXE_rs-cms"))
+        .envs(env.iter().copied())
         .env("RSCMS_CONFIG_DIR", config_dir)
         .env("RSCMS_ENV", "test")
         .env("RSCMS__SERVER__PORT", port.to_string())
@@ -38,7 +55,7 @@ async fn start_server(app: &TestApp, port: u16) -> Server {
         .map(Server)
         .expect("start rs-cms");
     for _ in 0..200 {
-        if let Ok(res) = app.http.get(format!("{}/readyz", app.address)).send().await {
+        if let Ok(res) = app.http.get(format!("http://127.0.0.1:{port}/readyz")).send().await {
             if res.status() == 200 {
                 return server;
             }

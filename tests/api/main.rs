@@ -17,6 +17,7 @@ mod crash;
 mod demo;
 mod finance;
 mod helpers;
+mod lease;
 mod menu;
 mod order;
 mod pay_account;
