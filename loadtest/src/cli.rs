@@ -335,6 +335,20 @@ mod tests {
     }
 
     #[test]
+    fn chat_defaults_and_overrides() {
+        let Command::Chat(args) = parse("loadtest chat") else { panic!("not chat") };
+        assert_eq!((args.shoppers, args.agents, args.shops, args.rate), (9000, 1000, 100, 20000.0));
+        assert!(!args.skip_reconnect && args.server_pid.is_none());
+        let Command::Chat(args) = parse(
+            "loadtest chat --shoppers 9 --agents 2 --shops 1 --rate 50 -d 2 --server-pid 7 --skip-reconnect",
+        ) else {
+            panic!("not chat")
+        };
+        assert_eq!((args.shoppers, args.agents, args.shops, args.duration), (9, 2, 1, 2.0));
+        assert_eq!((args.server_pid, args.skip_reconnect), (Some(7), true));
+    }
+
+    #[test]
     fn requests_and_duration_conflict() {
         assert!(Cli::try_parse_from(["loadtest", "healthz", "-n", "5", "-d", "5"]).is_err());
     }
