@@ -165,20 +165,7 @@ fn no_such_order() -> ApiError {
 /// Whether `order` can take a request of `kind` now: a refund while it is
 /// paid and unshipped, a return once delivered and within the window.
 fn check_order(state: &AppState, order: &OrderRow, kind: Kind) -> ApiResult<()> {
-    let status = OrderStatus::parse(&order.view.status).unwrap_or(OrderStatus::Cancelled);
-    let allowed = match kind {
-        Kind::Refund => status == OrderStatus::Paid,
-        Kind::Return => matches!(status, OrderStatus::Delivered | OrderStatus::Completed),
-    };
-    if !allowed {
-        let hint = match (kind, status) {
-            (Kind::Return, OrderStatus::Paid) => "; it has not shipped: ask for a refund",
-            (Kind::Refund, OrderStatus::Delivered | OrderStatus::Completed) => "; ask for a return",
-            _ => "",
-        };
-        return Err(ApiError::new(status.conflict_code())
-            .with_message(format!("the order is {}{hint}", status.as_str())));
-    }
+    check_order_state(order, kind)?;
     if kind == Kind::Return {
         let received = order.view.delivered_at.or(order.view.completed_at);
         let window = TimeDelta::days(i64::from(state.settings.finance.return_window_days));
@@ -437,11 +424,14 @@ async fn pay_out(
 /// one is open), a return needs it delivered.
 fn check_order_state(order: &OrderRow, kind: Kind) -> ApiResult<()> {
     let status = OrderStatus::parse(&order.view.status).unwrap_or(OrderStatus::Cancelled);
-    match (kind, status) {
+    let hint = match (kind, status) {
         (Kind::Refund, OrderStatus::Paid)
-        | (Kind::Return, OrderStatus::Delivered | OrderStatus::Completed) => Ok(()),
-        _ => Err(ApiError::new(status.conflict_code())),
-    }
+        | (Kind::Return, OrderStatus::Delivered | OrderStatus::Completed) => return Ok(()),
+        (Kind::Return, OrderStatus::Paid) => "; it has not shipped: ask for a refund",
+        (Kind::Refund, OrderStatus::Delivered | OrderStatus::Completed) => "; ask for a return",
+        _ => "",
+    };
+    Err(ApiError::new(status.conflict_code()).with_message(format!("the order is {}{hint}", status.as_str())))
 }
 
 #[cfg(test)]

@@ -80,7 +80,18 @@ pub async fn months(client: &impl GenericClient, user_id: i64, year: i32) -> Api
     let first = NaiveDate::from_ymd_opt(year, 1, 1)
         .filter(|_| (2000..=9999).contains(&year))
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidQuery).with_message("year is 2000-9999"))?;
-    let (from, to) = span(first, 12);
+    totals_by_month(client, user_id, first, 12).await
+}
+
+/// Totals of each month with any movement among the `count` months from
+/// `first`, oldest first.
+async fn totals_by_month(
+    client: &impl GenericClient,
+    user_id: i64,
+    first: NaiveDate,
+    count: u32,
+) -> ApiResult<Vec<MonthTotals>> {
+    let (from, to) = span(first, count);
     let stmt = client
         .prepare_cached(&format!(
             "SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM') AS month,
@@ -114,17 +125,14 @@ pub async fn month(
     first: NaiveDate,
     paging: Paging,
 ) -> ApiResult<MonthBill> {
+    let totals = totals_by_month(client, user_id, first, 1).await?.pop().unwrap_or_else(|| MonthTotals {
+        month: first.format("%Y-%m").to_string(),
+        paid_cents: 0,
+        refunded_cents: 0,
+        net_cents: 0,
+        entries: 0,
+    });
     let (from, to) = span(first, 1);
-    let label = first.format("%Y-%m").to_string();
-    let totals = client
-        .prepare_cached(&format!(
-            "SELECT COALESCE(-sum(amount) FILTER (WHERE kind = 'payment'), 0)::int8,
-                    COALESCE(sum(amount) FILTER (WHERE kind = 'refund'), 0)::int8, count(*)
-             FROM ({MOVEMENTS}) m"
-        ))
-        .await?;
-    let row = client.query_one(&totals, &[&user_id, &from, &to]).await?;
-    let (paid, refunded, count): (i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
     let page =
         client.prepare_cached(&format!("{MOVEMENTS} ORDER BY at DESC, seq DESC LIMIT $4 OFFSET $5")).await?;
     let rows = client.query(&page, &[&user_id, &from, &to, &paging.limit(), &paging.offset()]).await?;
@@ -142,16 +150,8 @@ pub async fn month(
             })
         })
         .collect::<Result<_, _>>()?;
-    Ok(MonthBill {
-        totals: MonthTotals {
-            month: label,
-            paid_cents: paid,
-            refunded_cents: refunded,
-            net_cents: refunded - paid,
-            entries: count,
-        },
-        movements: paging.wrap(entries, count),
-    })
+    let count = totals.entries;
+    Ok(MonthBill { totals, movements: paging.wrap(entries, count) })
 }
 
 #[cfg(test)]

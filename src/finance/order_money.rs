@@ -74,7 +74,7 @@ pub async fn owe_refund(
              UPDATE orders o SET refunded_cents = COALESCE(old.refunded_cents + $2, o.total_cents), updated_at = now()
              FROM old WHERE o.id = $1
              RETURNING o.shop_id, o.total_cents, old.refunded_cents AS before, o.refunded_cents AS after,
-                       o.settled_cents, COALESCE(o.commission_bps, 0) AS commission_bps",
+                       o.settled_cents, COALESCE(o.commission_bps, 0) AS commission_bps, o.paid_by_payment_id",
         )
         .await?;
     let row =
@@ -97,7 +97,7 @@ pub async fn owe_refund(
         settled_cents: row.try_get("settled_cents")?,
         commission_bps: row.try_get("commission_bps")?,
     };
-    let refund_id = match payment_store::paying_payment(client, order_id).await? {
+    let refund_id = match row.try_get::<_, Option<i64>>("paid_by_payment_id")? {
         Some(payment_id) => {
             let refund_id =
                 payment_store::insert_refund(client, payment_id, owed, reason, after_sale_id).await?;

@@ -355,12 +355,7 @@ async fn sweep_one(state: &AppState, order_id: i64, step: Step<'_>) -> ApiResult
     let Some(order) = store::lock_unless_busy(&tx, order_id).await? else { return Ok(()) };
     let due = match step.event {
         OrderEvent::Expire => order.view.status == OrderStatus::PendingPayment.as_str(),
-        // A return being worked on holds the order open (and its money in
-        // escrow) until it is decided.
-        _ => {
-            order.view.status == OrderStatus::Delivered.as_str()
-                && !crate::after_sale::store::has_open(&tx, order.id, None).await?
-        }
+        _ => order.view.status == OrderStatus::Delivered.as_str(),
     };
     if !due {
         // Paid, cancelled or completed since it was found: nothing to do.

@@ -260,15 +260,6 @@ pub async fn mark_paying(
     Ok(())
 }
 
-/// The payment that paid an order, if it was paid through a gateway.
-pub async fn paying_payment(
-    client: &impl GenericClient,
-    order_id: i64,
-) -> Result<Option<i64>, tokio_postgres::Error> {
-    let stmt = client.prepare_cached("SELECT paid_by_payment_id FROM orders WHERE id = $1").await?;
-    Ok(client.query_opt(&stmt, &[&order_id]).await?.map(|row| row.try_get(0)).transpose()?.flatten())
-}
-
 /// A refund not yet taken by the gateway, with what sending it needs.
 pub struct UnsentRefund {
     pub id: i64,
