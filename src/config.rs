@@ -203,6 +203,11 @@ pub struct ChatSettings {
     pub batch_max_delay_us: u64,
     pub writer_queue_capacity: usize,
     pub writer_max_in_flight: usize,
+    /// Several nodes serve chat: ownership, events and routing go through Redis.
+    pub cluster: bool,
+    /// How long a node's ownership of a conversation (and its presence)
+    /// outlives its last renewal, in milliseconds.
+    pub owner_ttl_ms: u64,
 }
 
 /// Normal (cart and buy-now) orders and shipping.

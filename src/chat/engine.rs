@@ -1,32 +1,43 @@
 //! The chat hub of one node: its shards (on arbiters of their own, so the
-//! HTTP workers only parse frames) and the chat's group-commit writer.
+//! HTTP workers only parse frames), the chat's group-commit writer, and on
+//! a cluster the link to the other nodes and the routing shared with them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Arbiter;
-use actors::chat::{ChatHub, ConnectionId, Event, HubConfig};
+use actors::chat::router::{AgentOffline, AgentOnline, OnlineAgents, PickAgent, Release};
+use actors::chat::{ChatHub, ConnectionId, Elsewhere, Event, HubConfig};
 use actors::writer::{spawn_writer, WriterConfig};
 use deadpool_postgres::Pool;
 
+use super::cluster::{ChatLink, ChatSource};
+use super::routing::SharedRouting;
 use super::store::PgChat;
 use crate::config::ChatSettings;
+use crate::error::{ApiError, ApiResult};
+use crate::kv::Kv;
 
-/// The hub type of the server: Postgres stores and loads.
-pub type Hub = ChatHub<PgChat, PgChat>;
+/// The hub type of the server: Postgres stores, Postgres (and Redis) load.
+pub type Hub = ChatHub<PgChat, ChatSource>;
 
 /// The running chat of this node.
 pub struct ChatEngine {
     pub hub: Hub,
     pub settings: ChatSettings,
     next_connection: AtomicU64,
+    /// The other nodes, on a cluster.
+    link: Option<Arc<ChatLink>>,
+    /// Routing shared with the other nodes, on a cluster (else the hub's routers).
+    shared_routing: Option<SharedRouting>,
 }
 
 impl ChatEngine {
     /// Starts the writer (on the calling runtime) and the shards, spread
-    /// over one arbiter per core.
-    pub fn start(db: Pool, settings: &ChatSettings) -> Arc<Self> {
+    /// over one arbiter per core; on a cluster also the link to the other
+    /// nodes (a task of the calling runtime).
+    pub fn start(db: Pool, kv: &Kv, settings: &ChatSettings) -> Arc<Self> {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let store = PgChat::new(db);
         let writer = spawn_writer(
@@ -40,14 +51,33 @@ impl ChatEngine {
             Arc::new(|_| {}),
         );
         let arbiters: Vec<_> = (0..cores).map(|_| Arbiter::new().handle()).collect();
+        let owner_ttl = Duration::from_millis(settings.owner_ttl_ms.max(300));
+        let linked = settings.cluster.then(|| ChatLink::new(kv.clone(), owner_ttl));
+        let link = linked.as_ref().map(|(link, _)| link.clone());
         let config = HubConfig {
             shards: if settings.shards == 0 { cores * 2 } else { settings.shards },
             mailbox_capacity: settings.mailbox_capacity,
             dedup_window: settings.dedup_window,
             agent_cap: settings.agent_cap,
+            keep_every: link.as_ref().map(|_| owner_ttl / 3),
         };
-        let hub = ChatHub::start(config, writer, Arc::new(store), &arbiters);
-        Arc::new(Self { hub, settings: settings.clone(), next_connection: AtomicU64::new(1) })
+        let elsewhere = link.clone().map(|link| -> Elsewhere {
+            Arc::new(move |users: &[i64], event: &Event, except| link.publish_event(users, event, except))
+        });
+        let source = Arc::new(ChatSource::new(store.clone(), link.clone()));
+        let hub = ChatHub::start(config, writer, source, elsewhere, &arbiters);
+        let engine = Arc::new(Self {
+            hub,
+            settings: settings.clone(),
+            // Random, so connection ids never meet across the nodes of a cluster.
+            next_connection: AtomicU64::new(rand::random::<u64>() >> 1),
+            shared_routing: link.clone().map(|link| SharedRouting::new(link, settings.agent_cap)),
+            link,
+        });
+        if let Some((link, queued)) = linked {
+            actix_web::rt::spawn(link.run(engine.clone(), queued));
+        }
+        engine
     }
 
     /// A fresh connection id.
@@ -55,13 +85,79 @@ impl ChatEngine {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Tells every live connection of `users` about `event`.
+    /// Tells every live connection of `users` (on every node) about `event`.
     pub fn notify(&self, users: &[i64], event: Event) {
         self.hub.directories().fanout(users, event, None);
     }
 
-    /// Has the shard owning the conversation reload it (members or status changed).
+    /// Has the shard owning the conversation reload it (members or status
+    /// changed), on whichever node owns it.
     pub fn forget(&self, conversation_id: i64) {
+        self.forget_here(conversation_id);
+        if let Some(link) = &self.link {
+            link.publish_forget(conversation_id);
+        }
+    }
+
+    /// [`ChatEngine::forget`] on this node only.
+    pub fn forget_here(&self, conversation_id: i64) {
         self.hub.shard(conversation_id).do_send(actors::chat::shard::Forget { conversation_id });
     }
+
+    /// One more connection of an agent of `shop_id` holding `open`
+    /// conversations there; whether the agent just came online.
+    pub async fn agent_online(&self, shop_id: i64, agent_id: i64, open: u32) -> ApiResult<bool> {
+        match &self.shared_routing {
+            Some(routing) => Ok(routing.agent_online(shop_id, agent_id, open).await?),
+            None => self
+                .hub
+                .router(shop_id)
+                .send(AgentOnline { shop_id, agent_id, open })
+                .await
+                .map_err(router_down),
+        }
+    }
+
+    /// One connection of an agent fewer; whether the agent is now offline.
+    pub async fn agent_offline(&self, shop_id: i64, agent_id: i64) -> ApiResult<bool> {
+        match &self.shared_routing {
+            Some(routing) => Ok(routing.agent_offline(shop_id, agent_id).await?),
+            None => {
+                self.hub.router(shop_id).send(AgentOffline { shop_id, agent_id }).await.map_err(router_down)
+            }
+        }
+    }
+
+    /// Picks the least-loaded online agent of `shop_id` (an `only` one for a
+    /// transfer) and reserves a slot.
+    pub async fn pick_agent(&self, shop_id: i64, only: Option<i64>) -> ApiResult<Option<i64>> {
+        match &self.shared_routing {
+            Some(routing) => Ok(routing.pick(shop_id, only).await?),
+            None => self.hub.router(shop_id).send(PickAgent { shop_id, only }).await.map_err(router_down),
+        }
+    }
+
+    /// Gives back a slot of `agent_id`.
+    pub async fn release_agent(&self, shop_id: i64, agent_id: i64) {
+        match &self.shared_routing {
+            Some(routing) => {
+                if let Err(error) = routing.release(shop_id, agent_id).await {
+                    tracing::warn!(shop_id, agent_id, %error, "cannot give back an agent's chat slot");
+                }
+            }
+            None => self.hub.router(shop_id).do_send(Release { shop_id, agent_id }),
+        }
+    }
+
+    /// The online agents of a shop, by id.
+    pub async fn online_agents(&self, shop_id: i64) -> ApiResult<Vec<i64>> {
+        match &self.shared_routing {
+            Some(routing) => Ok(routing.online_agents(shop_id).await?),
+            None => self.hub.router(shop_id).send(OnlineAgents { shop_id }).await.map_err(router_down),
+        }
+    }
+}
+
+fn router_down(error: actix::MailboxError) -> ApiError {
+    ApiError::unavailable(anyhow::anyhow!("chat router: {error}"))
 }

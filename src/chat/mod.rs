@@ -9,6 +9,9 @@
 //!
 //! # Layout
 //! - [`engine`]: starts the hub and the writer;
+//! - [`cluster`]: on several nodes, conversation ownership in Redis,
+//!   forwarding to the owner, and events published to every node;
+//! - [`routing`]: on several nodes, agents' presence and loads in Redis;
 //! - [`store`]: the batch insert of messages and read receipts, loading a
 //!   conversation for its shard, conversations and history;
 //! - [`service`]: opening and routing conversations (least-loaded online
@@ -19,8 +22,10 @@
 //!   of `docs/chat-protocol.md`.
 
 pub mod case;
+pub mod cluster;
 pub mod engine;
 pub mod handlers;
+pub mod routing;
 pub mod service;
 pub mod store;
 pub mod ws;

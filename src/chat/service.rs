@@ -2,7 +2,6 @@
 //! online agent, else queued), the shop's queue drained as agents come
 //! online or free up, transfer and close, and who may read what.
 
-use actors::chat::router::{AgentOffline, AgentOnline, OnlineAgents, PickAgent, Release};
 use actors::chat::Event;
 use deadpool_postgres::GenericClient;
 use tokio_postgres::error::SqlState;
@@ -96,20 +95,14 @@ pub async fn open(
     Ok((view, created.is_some()))
 }
 
-/// Asks the shop's router for an agent (reserving a slot), an `only` one
+/// Asks the shop's routing for an agent (reserving a slot), an `only` one
 /// for a transfer.
 async fn pick(state: &AppState, shop_id: i64, only: Option<i64>) -> ApiResult<Option<i64>> {
-    state
-        .chat
-        .hub
-        .router(shop_id)
-        .send(PickAgent { shop_id, only })
-        .await
-        .map_err(|e| ApiError::unavailable(anyhow::anyhow!("chat router: {e}")))
+    state.chat.pick_agent(shop_id, only).await
 }
 
-fn release(state: &AppState, shop_id: i64, agent_id: i64) {
-    state.chat.hub.router(shop_id).do_send(Release { shop_id, agent_id });
+async fn release(state: &AppState, shop_id: i64, agent_id: i64) {
+    state.chat.release_agent(shop_id, agent_id).await;
 }
 
 /// Gives queued conversation `id` of `shop_id` to the least-loaded online
@@ -157,7 +150,7 @@ async fn assign_queued(
     }
     .await;
     if let Err(err) = stored {
-        release(state, shop_id, agent_id);
+        release(state, shop_id, agent_id).await;
         return Err(err.into());
     }
     announce(state, shop_id, id, agent_id, &[shopper_id, agent_id]);
@@ -192,7 +185,7 @@ pub async fn served_shops(state: &AppState, user_id: i64) -> ApiResult<Vec<(i64,
 pub async fn agent_connected(state: AppState, agent_id: i64, shops: Vec<(i64, Vec<i64>)>) {
     for (shop_id, shoppers) in shops {
         let open = u32::try_from(shoppers.len()).unwrap_or(u32::MAX);
-        let online = state.chat.hub.router(shop_id).send(AgentOnline { shop_id, agent_id, open }).await;
+        let online = state.chat.agent_online(shop_id, agent_id, open).await;
         if matches!(online, Ok(true)) {
             state.chat.notify(&shoppers, Event::Presence { shop_id, user_id: agent_id, online: true });
         }
@@ -205,7 +198,7 @@ pub async fn agent_connected(state: AppState, agent_id: i64, shops: Vec<(i64, Ve
 /// An agent's connection went away: the reverse of [`agent_connected`].
 pub async fn agent_disconnected(state: AppState, agent_id: i64, shops: Vec<(i64, Vec<i64>)>) {
     for (shop_id, shoppers) in shops {
-        let offline = state.chat.hub.router(shop_id).send(AgentOffline { shop_id, agent_id }).await;
+        let offline = state.chat.agent_offline(shop_id, agent_id).await;
         if matches!(offline, Ok(true)) {
             state.chat.notify(&shoppers, Event::Presence { shop_id, user_id: agent_id, online: false });
         }
@@ -214,13 +207,7 @@ pub async fn agent_disconnected(state: AppState, agent_id: i64, shops: Vec<(i64,
 
 /// The online agents of a shop.
 pub async fn online_agents(state: &AppState, shop_id: i64) -> ApiResult<Vec<i64>> {
-    state
-        .chat
-        .hub
-        .router(shop_id)
-        .send(OnlineAgents { shop_id })
-        .await
-        .map_err(|e| ApiError::unavailable(anyhow::anyhow!("chat router: {e}")))
+    state.chat.online_agents(shop_id).await
 }
 
 /// The caller's conversations, newest activity first.
@@ -342,13 +329,13 @@ pub async fn transfer(
     let (from, shopper_id) = match moved {
         Ok(moved) => moved,
         Err(err) => {
-            release(state, shop_id, agent_id);
+            release(state, shop_id, agent_id).await;
             return Err(err);
         }
     };
     let mut told = vec![shopper_id, agent_id];
     if let Some(from) = from {
-        release(state, shop_id, from);
+        release(state, shop_id, from).await;
         told.push(from);
     }
     announce(state, shop_id, id, agent_id, &told);
@@ -386,7 +373,7 @@ pub async fn close(state: &AppState, user: &Principal, shop_id: i64, id: i64) ->
     state.chat.forget(id);
     state.chat.notify(&members, Event::Closed { conversation_id: id });
     if let (Some(agent), "open") = (agent, status.as_str()) {
-        release(state, shop_id, agent);
+        release(state, shop_id, agent).await;
         drain_logged(state, shop_id).await;
     }
     store::conversation(&client, user.user_id, id).await?.ok_or_else(not_found)

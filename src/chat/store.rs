@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use actors::chat::{ChatWrite, ChatWritten, ConversationSnapshot, ConversationSource, Written};
+use actors::chat::{ChatWrite, ChatWritten, ConversationSnapshot, Written};
 use actors::writer::BatchStore;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool};
@@ -190,8 +190,9 @@ async fn write(
     Ok((ids, duplicates))
 }
 
-impl ConversationSource for PgChat {
-    async fn load(&self, ids: Vec<i64>) -> Result<Vec<(i64, ConversationSnapshot)>, String> {
+impl PgChat {
+    /// The stored state of the conversations of `ids` that exist, for their shards.
+    pub async fn snapshots(&self, ids: &[i64]) -> Result<HashMap<i64, ConversationSnapshot>, String> {
         let err = |e: tokio_postgres::Error| format!("{e:#}");
         let client = self.pool.get().await.map_err(|e| format!("no connection: {e}"))?;
         let conversations = client
@@ -229,7 +230,7 @@ impl ConversationSource for PgChat {
                 snapshot.members.push((row.try_get(1).map_err(err)?, row.try_get(2).map_err(err)?));
             }
         }
-        Ok(found.into_iter().collect())
+        Ok(found)
     }
 }
 

@@ -178,7 +178,7 @@ fn error_code(error: &ChatError) -> ErrorCode {
         ChatError::NotMember => ErrorCode::Forbidden,
         ChatError::Closed => ErrorCode::InvalidState,
         ChatError::Overloaded => ErrorCode::Overloaded,
-        ChatError::WriteFailed => ErrorCode::Unavailable,
+        ChatError::WriteFailed | ChatError::Moved => ErrorCode::Unavailable,
     }
 }
 
@@ -253,7 +253,7 @@ impl ChatConnection {
     }
 
     fn caller(&self) -> Caller {
-        Caller { user_id: self.user.user_id, operator: self.operator, connection: self.id }
+        Caller { user_id: self.user.user_id, operator: self.operator, connection: self.id, forwarded: false }
     }
 
     fn error(

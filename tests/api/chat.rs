@@ -533,3 +533,150 @@ async fn a_complaint_is_escalated_taken_and_decided_with_every_change_recorded()
     assert_eq!(app.call("POST", &withdraw, Some(&owner), None).await.status, StatusCode::NOT_FOUND);
     assert_eq!(app.call("POST", &withdraw, Some(&shopper), None).await.body["status"], "withdrawn");
 }
+
+/// Two nodes of one chat cluster on one database and Redis prefix.
+async fn two_nodes() -> (TestApp, TestApp) {
+    let (mut settings, db_name) = fresh_settings().await;
+    settings.chat.cluster = true;
+    settings.chat.owner_ttl_ms = 1500;
+    let a = spawn_app_with(settings.clone(), db_name.clone()).await;
+    let b = spawn_app_with(settings, db_name).await;
+    (a, b)
+}
+
+/// Messages of a resume, until its `resumed` frame: (seqs, resumed frame).
+async fn resumed(ws: &mut Ws, id: i64, last_seq: i64) -> (Vec<i64>, Value) {
+    ws.send(json!({"type": "resume", "conversations": [{"conversation_id": id, "last_seq": last_seq}]}))
+        .await;
+    let mut seqs = Vec::new();
+    loop {
+        let frame = ws.next_within(Duration::from_secs(10)).await.expect("frame");
+        match frame["type"].as_str() {
+            Some("deliver") => seqs.push(frame["seq"].as_i64().unwrap()),
+            Some("resumed") => return (seqs, frame),
+            _ => {}
+        }
+    }
+}
+
+#[actix_web::test]
+async fn across_two_nodes_routing_delivery_dedup_presence_and_resume_work_as_on_one() {
+    let (a, b) = two_nodes().await;
+    let (_, admin) = a.admin("root").await;
+    let (shop_id, _, staff) = shop_with_agents(&a, &admin, "Noodle Bar", &["agent"]).await;
+    let (agent_id, agent) = staff[0].clone();
+
+    // The agent is online on node B only; a conversation opened on node A goes to them.
+    let mut agent_ws = Ws::connect(&b, &agent).await;
+    online(&a, shop_id, 1).await;
+    let (shopper_id, shopper) = a.member("shopper").await;
+    let conversation = open(&a, &shopper, shop_id).await;
+    assert_eq!(
+        (conversation["agent_id"].as_i64(), conversation["status"].as_str()),
+        (Some(agent_id), Some("open"))
+    );
+    let id = conversation["id"].as_i64().unwrap();
+    assert_eq!(agent_ws.next_of("assigned").await["conversation_id"], id);
+
+    // Shopper on A, agent on B: each hears the other live, in order.
+    let mut shopper_ws = Ws::connect(&a, &shopper).await;
+    let first = shopper_ws.say(id, "s1", "hello from node A").await;
+    let delivered = agent_ws.next_of("deliver").await;
+    assert_eq!((delivered["seq"].as_i64(), delivered["sender_id"].as_i64()), (Some(1), Some(shopper_id)));
+    assert_eq!(agent_ws.say(id, "g1", "hello from node B").await["seq"], 2);
+    assert_eq!(shopper_ws.next_of("deliver").await["seq"], 2);
+    for n in 3..=4 {
+        shopper_ws.say(id, &format!("s{n}"), "more").await;
+    }
+    assert_eq!(agent_ws.next_of("deliver").await["seq"], 3);
+    assert_eq!(agent_ws.next_of("deliver").await["seq"], 4);
+
+    // A retry of s1 through the other node gets the first ack; nothing new.
+    let mut shopper_on_b = Ws::connect(&b, &shopper).await;
+    assert_eq!(shopper_on_b.say(id, "s1", "hello from node A").await, first);
+    assert_eq!(a.count("messages").await, 4);
+    agent_ws.none_of("deliver").await;
+
+    // Read receipts and typing cross too.
+    agent_ws.send(json!({"type": "read", "conversation_id": id, "seq": 4})).await;
+    let read = shopper_ws.next_of("read").await;
+    assert_eq!((read["user_id"].as_i64(), read["seq"].as_i64()), (Some(agent_id), Some(4)));
+    agent_ws.send(json!({"type": "typing", "conversation_id": id})).await;
+    assert_eq!(shopper_ws.next_of("typing").await["user_id"], agent_id);
+
+    // The shopper drops off node A, misses three, and resumes on node B:
+    // exactly the missed ones, then live again, nothing twice.
+    drop(shopper_ws);
+    drop(shopper_on_b);
+    for n in 5..=7 {
+        agent_ws.say(id, &format!("g{n}"), "while you were away").await;
+    }
+    let mut shopper_ws = Ws::connect(&b, &shopper).await;
+    let (seqs, done) = resumed(&mut shopper_ws, id, 4).await;
+    assert_eq!(seqs, vec![5, 6, 7]);
+    assert_eq!((done["last_seq"].as_i64(), done["more"].as_bool()), (Some(7), Some(false)));
+    agent_ws.say(id, "g8", "welcome back").await;
+    assert_eq!(shopper_ws.next_of("deliver").await["seq"], 8);
+    shopper_ws.none_of("deliver").await;
+
+    // Presence: the agent also connects on node A (still one agent online),
+    // then leaves both nodes; the shopper, on node B, hears them go offline.
+    let agent_on_a = Ws::connect(&a, &agent).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        rs_cms::chat::service::online_agents(b.state.as_ref().unwrap(), shop_id).await.unwrap(),
+        vec![agent_id]
+    );
+    drop(agent_ws);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        rs_cms::chat::service::online_agents(b.state.as_ref().unwrap(), shop_id).await.unwrap(),
+        vec![agent_id]
+    );
+    drop(agent_on_a);
+    let presence = shopper_ws.next_of("presence").await;
+    assert_eq!((presence["user_id"].as_i64(), presence["online"].as_bool()), (Some(agent_id), Some(false)));
+    online(&b, shop_id, 0).await;
+}
+
+#[actix_web::test]
+async fn a_conversation_whose_owner_died_is_refused_for_a_retry_then_taken_over_after_its_lease() {
+    let (a, b) = two_nodes().await;
+    let (id, _, shopper, _, agent) = chatting(&a).await;
+    let mut shopper_ws = Ws::connect(&a, &shopper).await;
+    let mut agent_ws = Ws::connect(&b, &agent).await;
+    assert_eq!(shopper_ws.say(id, "s1", "first").await["seq"], 1);
+    assert_eq!(agent_ws.next_of("deliver").await["seq"], 1);
+
+    // Another node takes the conversation over and dies at once: node A
+    // notices at its next renewal and forwards to the dead owner, which
+    // never answers, so the send is refused for a retry and nothing stored.
+    let kv = &a.state.as_ref().unwrap().kv;
+    let owner_key = kv.key(format_args!("chat:owner:{id}"));
+    let _: () = redis::cmd("SET")
+        .arg(&owner_key)
+        .arg("dead-node")
+        .arg("PX")
+        .arg(1500)
+        .query_async(&mut kv.conn())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    shopper_ws
+        .send(json!({"type": "send", "conversation_id": id, "client_msg_id": "s2", "kind": "text",
+                     "payload": {"text": "second"}}))
+        .await;
+    let refused = shopper_ws.next_of("error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["client_msg_id"].as_str()),
+        (Some("unavailable"), Some("s2"))
+    );
+    assert_eq!(a.count("messages").await, 1);
+
+    // The dead owner's lease runs out: the retry is served, once.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(shopper_ws.say(id, "s2", "second").await["seq"], 2);
+    assert_eq!(agent_ws.next_of("deliver").await["seq"], 2);
+    agent_ws.none_of("deliver").await;
+    assert_eq!(a.count("messages").await, 2);
+}

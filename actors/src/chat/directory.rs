@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use actix::dev::SendError;
 use actix::prelude::*;
 
-use super::{slot, Connection, ConnectionId, Event, Push};
+use super::{slot, Connection, ConnectionId, Elsewhere, Event, Push};
 
 /// One shard of the directory.
 #[derive(Default)]
@@ -109,11 +109,13 @@ impl Directory {
 /// All directory shards, and which one holds a user.
 pub struct Directories {
     shards: Vec<Addr<Directory>>,
+    /// The other nodes' directories, in a cluster.
+    elsewhere: Option<Elsewhere>,
 }
 
 impl Directories {
-    pub(super) fn new(shards: Vec<Addr<Directory>>) -> Self {
-        Self { shards }
+    pub(super) fn new(shards: Vec<Addr<Directory>>, elsewhere: Option<Elsewhere>) -> Self {
+        Self { shards, elsewhere }
     }
 
     /// The shard holding `user_id`'s connections.
@@ -121,14 +123,23 @@ impl Directories {
         &self.shards[slot(user_id, self.shards.len())]
     }
 
-    /// Hands `event` to every connection of `users` but `except`, one
-    /// message per shard involved.
+    /// Hands `event` to every connection of `users` but `except`, on this
+    /// node and (in a cluster) on every other.
+    pub fn fanout(&self, users: &[i64], event: Event, except: Option<ConnectionId>) {
+        if let Some(elsewhere) = &self.elsewhere {
+            elsewhere(users, &event, except);
+        }
+        self.fanout_here(users, event, except);
+    }
+
+    /// Hands `event` to every connection of `users` but `except` on this
+    /// node, one message per shard involved.
     ///
     /// Sent with `do_send`, past the mailbox bound: events reach this point
     /// only after their message was committed, so the writer's bounded
     /// queue already limits how many there can be, and dropping one here
     /// would lose a live delivery.
-    pub fn fanout(&self, users: &[i64], event: Event, except: Option<ConnectionId>) {
+    pub fn fanout_here(&self, users: &[i64], event: Event, except: Option<ConnectionId>) {
         let n = self.shards.len();
         if n == 1 || users.len() <= 1 {
             if let Some(first) = users.first() {

@@ -16,6 +16,15 @@
 //! - [`router`]: per shop, online agents and their open-conversation counts
 //!   with a cap: the least-loaded pick;
 //! - [`ChatHub`]: the addresses of all shards, and which shard owns what.
+//!
+//! # Several nodes
+//! On one node every conversation is [`Home::Here`]. In a cluster the
+//! [`ConversationSource`] also says which node owns each conversation
+//! (one at a time, so seqs, dedup and ordering stay a single shard's job):
+//! a shard forwards requests for a conversation owned elsewhere to its
+//! owner, keeps ownership of what it holds in memory, and lets go of what
+//! it drops. Events leave for the other nodes through the directories'
+//! [`Elsewhere`] hook.
 
 pub mod directory;
 pub mod router;
@@ -26,15 +35,25 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use actix::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::mailbox;
 use crate::writer::{BatchStore, WriterHandle};
 
-/// Identifies one live connection (a user may have several).
+/// Identifies one live connection (a user may have several). Unique in a
+/// cluster: a node draws its first id at random.
 pub type ConnectionId = u64;
 
+/// Identifies a node of a cluster.
+pub type NodeId = Arc<str>;
+
+/// Hands an event to the other nodes of a cluster (their directories
+/// deliver it to the users' connections there).
+pub type Elsewhere = Arc<dyn Fn(&[i64], &Event, Option<ConnectionId>) + Send + Sync>;
+
 /// What a message carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MessageKind {
     Text,
     /// An image by URL.
@@ -66,7 +85,7 @@ impl MessageKind {
 }
 
 /// A message as numbered by its shard, before the database gave it an id.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct MessageDraft {
     pub conversation_id: i64,
     pub seq: i64,
@@ -81,7 +100,7 @@ pub struct MessageDraft {
 }
 
 /// A committed message, shared by every connection it is delivered to.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ChatMessage {
     /// The server's id of the message.
     pub id: i64,
@@ -89,7 +108,7 @@ pub struct ChatMessage {
 }
 
 /// The sender's receipt: the message is committed under this id and seq.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
     pub conversation_id: i64,
     pub id: i64,
@@ -98,7 +117,7 @@ pub struct Ack {
 }
 
 /// What a connection is told.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Event {
     /// A committed message of one of the user's conversations.
     Message(Arc<ChatMessage>),
@@ -143,7 +162,7 @@ pub struct Connection {
 }
 
 /// Why a chat request failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ChatError {
     /// No such conversation.
     #[error("no such conversation")]
@@ -160,6 +179,10 @@ pub enum ChatError {
     /// The message could not be stored (nothing was).
     #[error("the message could not be stored")]
     WriteFailed,
+    /// The node owning the conversation did not answer or no longer owns
+    /// it; a retry finds its owner afresh.
+    #[error("the conversation is moving between nodes; retry")]
+    Moved,
 }
 
 /// A conversation as the database has it, to (re)build its shard state.
@@ -174,15 +197,35 @@ pub struct ConversationSnapshot {
     pub last_seq: i64,
 }
 
-/// Loads conversations for the shards. Implemented by the server over Postgres.
+/// Where a conversation is served.
+#[derive(Debug, Clone)]
+pub enum Home {
+    /// On this node, which now owns it: its state as stored.
+    Here(ConversationSnapshot),
+    /// On another node, which owns it.
+    Node(NodeId),
+}
+
+/// Where the shards' conversations come from. Implemented by the server
+/// over Postgres (and Redis, for ownership in a cluster).
 pub trait ConversationSource: Send + Sync + 'static {
     /// The conversations of `ids` that exist (a shard loads every
-    /// conversation first touched meanwhile in one call). An error means
+    /// conversation first touched meanwhile in one call), each taken into
+    /// this node's ownership unless another node owns it. An error means
     /// they could not be read (the requests waiting for them fail).
     fn load(
         &self,
         ids: Vec<i64>,
-    ) -> impl std::future::Future<Output = Result<Vec<(i64, ConversationSnapshot)>, String>> + Send;
+    ) -> impl std::future::Future<Output = Result<Vec<(i64, Home)>, String>> + Send;
+
+    /// Hands `request` to `owner`, which answers through its reply.
+    fn forward(&self, owner: &NodeId, request: shard::Request);
+
+    /// Renews this node's ownership of `ids`; answers those it lost.
+    fn keep(&self, ids: Vec<i64>) -> impl std::future::Future<Output = Vec<i64>> + Send;
+
+    /// Gives up ownership of `ids`, dropped from memory.
+    fn let_go(&self, ids: Vec<i64>) -> impl std::future::Future<Output = ()> + Send;
 }
 
 /// One write of the chat's group-commit writer.
@@ -230,6 +273,9 @@ pub struct HubConfig {
     pub dedup_window: usize,
     /// Most open conversations one agent is given by routing.
     pub agent_cap: u32,
+    /// In a cluster, how often shards renew ownership of the conversations
+    /// they hold; `None` on a single node.
+    pub keep_every: Option<std::time::Duration>,
 }
 
 /// The addresses of every chat shard. Keep one per node and call
@@ -246,6 +292,7 @@ impl<S: ChatStore, L: ConversationSource> ChatHub<S, L> {
         config: HubConfig,
         writer: WriterHandle<S>,
         source: Arc<L>,
+        elsewhere: Option<Elsewhere>,
         arbiters: &[ArbiterHandle],
     ) -> Self {
         let n = config.shards.max(1);
@@ -257,6 +304,7 @@ impl<S: ChatStore, L: ConversationSource> ChatHub<S, L> {
                     mailbox::start_on(directory::Directory::default(), config.mailbox_capacity, &home(i))
                 })
                 .collect(),
+            elsewhere,
         ));
         let shards = (0..n)
             .map(|i| {
@@ -265,6 +313,7 @@ impl<S: ChatStore, L: ConversationSource> ChatHub<S, L> {
                     source.clone(),
                     directories.clone(),
                     config.dedup_window,
+                    config.keep_every,
                 );
                 mailbox::start_on(actor, config.mailbox_capacity, &home(i))
             })

@@ -17,9 +17,18 @@
 //! first one's ack: from memory for the last `dedup_window` messages or
 //! while the first is still being written, else by the store, which finds
 //! the stored one (the seq drawn for the retry is then left unused).
+//!
+//! In a cluster a conversation is served by the one node that owns it.
+//! A shard whose load finds another owner forwards the requests to it
+//! (once: a forwarded request is never forwarded again) and remembers the
+//! owner until a forward comes back [`ChatError::Moved`]. It renews
+//! ownership of what it holds every `keep_every`; a conversation whose
+//! ownership was lost is reloaded (and so forwarded) like a stale one.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,7 +38,7 @@ use tokio::sync::oneshot;
 use super::directory::Directories;
 use super::{
     Ack, ChatError, ChatMessage, ChatStore, ChatWrite, ChatWritten, ConnectionId, ConversationSnapshot,
-    ConversationSource, Event, MessageDraft, MessageKind,
+    ConversationSource, Event, Home, MessageDraft, MessageKind, NodeId,
 };
 use crate::writer::WriterHandle;
 
@@ -50,6 +59,8 @@ pub struct Caller {
     /// Holds the operators' permission: may take part in any case thread.
     pub operator: bool,
     pub connection: ConnectionId,
+    /// Sent on by another node: answered here or refused, never forwarded again.
+    pub forwarded: bool,
 }
 
 /// Sends a message; answered with its ack once committed.
@@ -93,21 +104,79 @@ pub struct Forget {
     pub conversation_id: i64,
 }
 
-/// A request waiting for its conversation to load.
-enum Request {
+/// A request about one conversation: what waits for it to load, and what
+/// is forwarded to the node owning it.
+pub enum Request {
     Send(SendMessage),
     Read(MarkRead),
     Typing(Typing),
 }
 
+/// Resolves once a relayed answer was passed on: true when it was
+/// [`ChatError::Moved`] (or never came).
+type Relayed = Pin<Box<dyn Future<Output = bool> + Send>>;
+
 impl Request {
-    fn fail(self, error: ChatError) {
+    /// The conversation it is about.
+    pub fn conversation_id(&self) -> i64 {
+        match self {
+            Self::Send(msg) => msg.conversation_id,
+            Self::Read(msg) => msg.conversation_id,
+            Self::Typing(msg) => msg.conversation_id,
+        }
+    }
+
+    fn caller(&self) -> &Caller {
+        match self {
+            Self::Send(msg) => &msg.caller,
+            Self::Read(msg) => &msg.caller,
+            Self::Typing(msg) => &msg.caller,
+        }
+    }
+
+    /// Answers the request with `error`.
+    pub fn fail(self, error: ChatError) {
         let _ = match self {
             Self::Send(msg) => msg.reply.send(Err(error)).map_err(drop),
             Self::Read(msg) => msg.reply.send(Err(error)).map_err(drop),
             Self::Typing(msg) => msg.reply.send(Err(error)).map_err(drop),
         };
     }
+
+    /// The request with a reply that passes the answer on to the original
+    /// one, and tells whether it was `Moved`.
+    fn relayed(self) -> (Self, Relayed) {
+        match self {
+            Self::Send(mut msg) => {
+                let (reply, relayed) = relay(msg.reply);
+                msg.reply = reply;
+                (Self::Send(msg), relayed)
+            }
+            Self::Read(mut msg) => {
+                let (reply, relayed) = relay(msg.reply);
+                msg.reply = reply;
+                (Self::Read(msg), relayed)
+            }
+            Self::Typing(mut msg) => {
+                let (reply, relayed) = relay(msg.reply);
+                msg.reply = reply;
+                (Self::Typing(msg), relayed)
+            }
+        }
+    }
+}
+
+fn relay<T: Send + 'static>(
+    original: oneshot::Sender<Result<T, ChatError>>,
+) -> (oneshot::Sender<Result<T, ChatError>>, Relayed) {
+    let (reply, answer) = oneshot::channel();
+    let relayed = async move {
+        let answer = answer.await.unwrap_or(Err(ChatError::Moved));
+        let moved = matches!(answer, Err(ChatError::Moved));
+        let _ = original.send(answer);
+        moved
+    };
+    (reply, Box::pin(relayed))
 }
 
 /// A send waiting for the next write.
@@ -196,34 +265,47 @@ pub struct ConversationShard<S: ChatStore, L: ConversationSource> {
     /// Conversations waiting for the next load, and whether one is out.
     to_load: Vec<i64>,
     load_in_flight: bool,
+    /// Conversations another node owns, with when each was last used.
+    remote: HashMap<i64, (NodeId, Instant)>,
     writer: WriterHandle<S>,
     source: Arc<L>,
     directories: Arc<Directories>,
     dedup_window: usize,
+    keep_every: Option<Duration>,
 }
 
 impl<S: ChatStore, L: ConversationSource> ConversationShard<S, L> {
-    /// A shard persisting through `writer` and loading through `source`.
+    /// A shard persisting through `writer` and loading through `source`,
+    /// renewing ownership every `keep_every` in a cluster.
     pub fn new(
         writer: WriterHandle<S>,
         source: Arc<L>,
         directories: Arc<Directories>,
         dedup_window: usize,
+        keep_every: Option<Duration>,
     ) -> Self {
         Self {
             conversations: HashMap::new(),
             loading: HashMap::new(),
             to_load: Vec::new(),
             load_in_flight: false,
+            remote: HashMap::new(),
             writer,
             source,
             directories,
             dedup_window,
+            keep_every,
         }
     }
 
-    /// Handles `request` now if its conversation is in memory, else after loading it.
+    /// Handles `request` now if its conversation is in memory, hands it to
+    /// the owner if another node has it, else loads it first.
     fn dispatch(&mut self, conversation_id: i64, request: Request, ctx: &mut Context<Self>) {
+        if let Some((owner, _)) = self.remote.get(&conversation_id) {
+            let owner = owner.clone();
+            self.forward(conversation_id, owner, request, ctx);
+            return;
+        }
         if self.conversations.get(&conversation_id).is_some_and(|c| !c.stale) {
             self.handle_request(conversation_id, request, ctx);
             return;
@@ -257,7 +339,7 @@ impl<S: ChatStore, L: ConversationSource> ConversationShard<S, L> {
         let loaded = async move { source.load(batch).await };
         ctx.spawn(loaded.into_actor(self).map(move |result, shard, ctx| {
             shard.load_in_flight = false;
-            let mut found: HashMap<i64, ConversationSnapshot> = HashMap::new();
+            let mut found: HashMap<i64, Home> = HashMap::new();
             let error = match result {
                 Ok(snapshots) => {
                     found.extend(snapshots);
@@ -271,10 +353,15 @@ impl<S: ChatStore, L: ConversationSource> ConversationShard<S, L> {
             for conversation_id in ids {
                 let waiting = shard.loading.remove(&conversation_id).unwrap_or_default();
                 match found.remove(&conversation_id) {
-                    Some(snapshot) => {
+                    Some(Home::Here(snapshot)) => {
                         shard.conversations.insert(conversation_id, Conversation::new(snapshot));
                         for request in waiting {
                             shard.handle_request(conversation_id, request, ctx);
+                        }
+                    }
+                    Some(Home::Node(owner)) => {
+                        for request in waiting {
+                            shard.forward(conversation_id, owner.clone(), request, ctx);
                         }
                     }
                     None => waiting.into_iter().for_each(|request| request.fail(error.clone())),
@@ -282,6 +369,52 @@ impl<S: ChatStore, L: ConversationSource> ConversationShard<S, L> {
             }
             shard.load(ctx);
         }));
+    }
+
+    /// Hands `request` to the node owning its conversation, unless it came
+    /// from another node already (then the owner moved: the caller retries).
+    fn forward(&mut self, conversation_id: i64, owner: NodeId, request: Request, ctx: &mut Context<Self>) {
+        if request.caller().forwarded {
+            self.remote.remove(&conversation_id);
+            request.fail(ChatError::Moved);
+            return;
+        }
+        self.remote.insert(conversation_id, (owner.clone(), Instant::now()));
+        let (request, relayed) = request.relayed();
+        self.source.forward(&owner, request);
+        ctx.spawn(relayed.into_actor(self).map(move |moved, shard, _| {
+            if moved && shard.remote.get(&conversation_id).is_some_and(|(node, _)| *node == owner) {
+                shard.remote.remove(&conversation_id);
+            }
+        }));
+    }
+
+    /// Renews ownership of the conversations in memory; the ones lost to
+    /// another node are reloaded (and so forwarded) before their next use.
+    fn keep(&mut self, ctx: &mut Context<Self>) {
+        let ids: Vec<i64> = self.conversations.keys().copied().collect();
+        if ids.is_empty() {
+            return;
+        }
+        let source = self.source.clone();
+        let kept = async move { source.keep(ids).await };
+        ctx.spawn(kept.into_actor(self).map(|lost, shard, _| {
+            for conversation_id in lost {
+                tracing::warn!(conversation_id, "chat conversation now owned by another node");
+                shard.drop_conversation(conversation_id);
+            }
+        }));
+    }
+
+    /// Drops a conversation from memory (after its write in flight, if any).
+    fn drop_conversation(&mut self, conversation_id: i64) {
+        if let Some(conversation) = self.conversations.get_mut(&conversation_id) {
+            if conversation.writing {
+                conversation.stale = true;
+            } else {
+                self.conversations.remove(&conversation_id);
+            }
+        }
     }
 
     fn handle_request(&mut self, conversation_id: i64, request: Request, ctx: &mut Context<Self>) {
@@ -507,12 +640,25 @@ impl<S: ChatStore, L: ConversationSource> Actor for ConversationShard<S, L> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(SWEEP_EVERY, |shard, _| {
+        ctx.run_interval(SWEEP_EVERY, |shard, ctx| {
             let now = Instant::now();
-            shard.conversations.retain(|_, c| {
-                c.writing || !c.queued.is_empty() || now.duration_since(c.last_used) < IDLE_FOR
+            let mut idle = Vec::new();
+            shard.conversations.retain(|id, c| {
+                let keep = c.writing || !c.queued.is_empty() || now.duration_since(c.last_used) < IDLE_FOR;
+                if !keep {
+                    idle.push(*id);
+                }
+                keep
             });
+            shard.remote.retain(|_, (_, used)| now.duration_since(*used) < IDLE_FOR);
+            if !idle.is_empty() {
+                let source = shard.source.clone();
+                ctx.spawn(async move { source.let_go(idle).await }.into_actor(shard));
+            }
         });
+        if let Some(every) = self.keep_every {
+            ctx.run_interval(every, |shard, ctx| shard.keep(ctx));
+        }
     }
 }
 
@@ -544,12 +690,6 @@ impl<S: ChatStore, L: ConversationSource> Handler<Forget> for ConversationShard<
     type Result = ();
 
     fn handle(&mut self, msg: Forget, _: &mut Context<Self>) {
-        if let Some(conversation) = self.conversations.get_mut(&msg.conversation_id) {
-            if conversation.writing {
-                conversation.stale = true;
-            } else {
-                self.conversations.remove(&msg.conversation_id);
-            }
-        }
+        self.drop_conversation(msg.conversation_id);
     }
 }
