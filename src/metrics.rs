@@ -1,7 +1,7 @@
 //! Prometheus metrics: HTTP requests and latency per route and status, pool
 //! usage, the batch sizes, commit latency and queues of the flash-sale and
-//! cart writers, live cart actors, and how often the product-detail cache
-//! answers.
+//! cart writers, live cart actors, how often the product-detail cache
+//! answers, and the chat's writer, connections and cross-node traffic.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +50,17 @@ pub struct Metrics {
     /// Gateway callbacks and carrier webhooks refused for a bad or stale
     /// signature (a spike means forgery attempts or a wrong secret).
     pub callbacks_refused: IntCounter,
+    /// Messages and read receipts per chat group-commit batch.
+    pub chat_batch_rows: Histogram,
+    /// Seconds one chat group commit took.
+    pub chat_commit_seconds: Histogram,
+    /// Chat WebSocket connections open on this node.
+    pub chat_connections: IntGauge,
+    /// Chat requests this node forwarded to the owner of their conversation.
+    pub chat_forwarded: IntCounter,
+    /// Chat events not handed to the other nodes (the publishing queue was
+    /// full): their receivers there get messages only on resume.
+    pub chat_events_dropped: IntCounter,
 }
 
 impl Metrics {
@@ -112,6 +123,24 @@ impl Metrics {
             "Gateway callbacks and carrier webhooks refused for a bad or stale signature",
         )?;
         registry.register(Box::new(callbacks_refused.clone()))?;
+        let chat_batch_rows =
+            histogram("chat_batch_rows", "Rows per chat group-commit batch", BATCH_ROW_BUCKETS)?;
+        let chat_commit_seconds =
+            histogram("chat_commit_seconds", "Seconds per chat group commit", COMMIT_BUCKETS)?;
+        let chat_connections = IntGauge::new("chat_connections", "Chat WebSocket connections on this node")?;
+        let chat_forwarded = IntCounter::new(
+            "chat_forwarded_total",
+            "Chat requests forwarded to the node owning their conversation",
+        )?;
+        let chat_events_dropped = IntCounter::new(
+            "chat_events_dropped_total",
+            "Chat events not published to other nodes because the queue was full",
+        )?;
+        registry.register(Box::new(chat_batch_rows.clone()))?;
+        registry.register(Box::new(chat_commit_seconds.clone()))?;
+        registry.register(Box::new(chat_connections.clone()))?;
+        registry.register(Box::new(chat_forwarded.clone()))?;
+        registry.register(Box::new(chat_events_dropped.clone()))?;
         Ok(Self {
             registry,
             http_requests,
@@ -129,6 +158,11 @@ impl Metrics {
             cart_actors,
             seckill_live_events,
             callbacks_refused,
+            chat_batch_rows,
+            chat_commit_seconds,
+            chat_connections,
+            chat_forwarded,
+            chat_events_dropped,
         })
     }
 

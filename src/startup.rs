@@ -81,7 +81,7 @@ async fn connect(settings: Settings) -> anyhow::Result<AppState> {
     blacklist.reload().await.map_err(|e| anyhow::anyhow!("cannot load the blacklist: {e}"))?;
     let seckill = SeckillEngine::start(pool.clone(), &kv, &settings.seckill, metrics.clone()).await?;
     let carts = CartEngine::start(pool.clone(), &settings.cart, &metrics);
-    let chat = ChatEngine::start(pool.clone(), &kv, &settings.chat);
+    let chat = ChatEngine::start(pool.clone(), &kv, &settings.chat, &metrics);
     let products = Arc::new(ProductCache::new(
         kv.clone(),
         Duration::from_millis(settings.catalog.detail_cache_ttl_ms),

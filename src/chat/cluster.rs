@@ -26,12 +26,14 @@ use std::time::Duration;
 use actors::chat::shard::{Caller, MarkRead, Request, SendMessage, Typing};
 use actors::chat::{Ack, ChatError, ConnectionId, ConversationSource, Event, Home, MessageKind, NodeId};
 use dashmap::DashMap;
+use prometheus::IntCounter;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::engine::ChatEngine;
 use super::store::PgChat;
 use crate::kv::{Kv, Signal};
+use crate::metrics::Metrics;
 
 /// How long a forwarded request waits for the owner's answer before the
 /// caller is told to retry ([`ChatError::Moved`]).
@@ -122,12 +124,18 @@ pub struct ChatLink {
     next_request: AtomicU64,
     claim: redis::Script,
     let_go: redis::Script,
+    forwarded: IntCounter,
+    dropped: IntCounter,
 }
 
 impl ChatLink {
     /// A link for a new node (a random id) and the queue its publishing
     /// task drains ([`ChatLink::run`]).
-    pub fn new(kv: Kv, owner_ttl: Duration) -> (Arc<Self>, mpsc::Receiver<(String, String)>) {
+    pub fn new(
+        kv: Kv,
+        owner_ttl: Duration,
+        metrics: &Metrics,
+    ) -> (Arc<Self>, mpsc::Receiver<(String, String)>) {
         let (outbox, queued) = mpsc::channel(OUTBOX_CAPACITY);
         let link = Self {
             node: Arc::from(uuid::Uuid::new_v4().simple().to_string()),
@@ -138,6 +146,8 @@ impl ChatLink {
             next_request: AtomicU64::new(1),
             claim: redis::Script::new(CLAIM),
             let_go: redis::Script::new(LET_GO),
+            forwarded: metrics.chat_forwarded.clone(),
+            dropped: metrics.chat_events_dropped.clone(),
         };
         (Arc::new(link), queued)
     }
@@ -172,6 +182,7 @@ impl ChatLink {
     fn publish(&self, channel: String, wire: &Wire) {
         let Ok(payload) = serde_json::to_string(wire) else { return };
         if self.outbox.try_send((channel, payload)).is_err() {
+            self.dropped.inc();
             tracing::warn!("chat outbox to other nodes is full; an event is not delivered live there");
         }
     }
@@ -201,6 +212,7 @@ impl ChatLink {
     /// Hands `request` to `owner` and its answer, when it comes, to the
     /// request's reply (or [`ChatError::Moved`] after [`FORWARD_TIMEOUT`]).
     fn forward(self: &Arc<Self>, owner: &NodeId, request: Request) {
+        self.forwarded.inc();
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let (conversation_id, caller, op, pending) = match request {
             Request::Send(msg) => (

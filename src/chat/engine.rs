@@ -18,6 +18,7 @@ use super::store::PgChat;
 use crate::config::ChatSettings;
 use crate::error::{ApiError, ApiResult};
 use crate::kv::Kv;
+use crate::metrics::{batch_observer, Metrics};
 
 /// The hub type of the server: Postgres stores, Postgres (and Redis) load.
 pub type Hub = ChatHub<PgChat, ChatSource>;
@@ -37,7 +38,7 @@ impl ChatEngine {
     /// Starts the writer (on the calling runtime) and the shards, spread
     /// over one arbiter per core; on a cluster also the link to the other
     /// nodes (a task of the calling runtime).
-    pub fn start(db: Pool, kv: &Kv, settings: &ChatSettings) -> Arc<Self> {
+    pub fn start(db: Pool, kv: &Kv, settings: &ChatSettings, metrics: &Metrics) -> Arc<Self> {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let store = PgChat::new(db);
         let writer = spawn_writer(
@@ -48,11 +49,11 @@ impl ChatEngine {
                 queue_capacity: settings.writer_queue_capacity,
                 max_in_flight: settings.writer_max_in_flight,
             },
-            Arc::new(|_| {}),
+            batch_observer(metrics.chat_batch_rows.clone(), metrics.chat_commit_seconds.clone()),
         );
         let arbiters: Vec<_> = (0..cores).map(|_| Arbiter::new().handle()).collect();
         let owner_ttl = Duration::from_millis(settings.owner_ttl_ms.max(300));
-        let linked = settings.cluster.then(|| ChatLink::new(kv.clone(), owner_ttl));
+        let linked = settings.cluster.then(|| ChatLink::new(kv.clone(), owner_ttl, metrics));
         let link = linked.as_ref().map(|(link, _)| link.clone());
         let config = HubConfig {
             shards: if settings.shards == 0 { cores * 2 } else { settings.shards },

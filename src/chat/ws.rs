@@ -664,6 +664,7 @@ impl Actor for ChatConnection {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.state.metrics.chat_connections.inc();
         ctx.set_mailbox_capacity(self.state.chat.settings.outbound_capacity);
         let connection =
             Connection { id: self.id, outbox: ctx.address().recipient(), evicted: self.evicted.clone() };
@@ -699,6 +700,7 @@ impl Actor for ChatConnection {
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        self.state.metrics.chat_connections.dec();
         let directory = self.state.chat.hub.directories().of(self.user.user_id);
         directory.do_send(Unregister { user_id: self.user.user_id, connection_id: self.id });
         if !self.served.is_empty() {

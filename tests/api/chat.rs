@@ -591,6 +591,10 @@ async fn across_two_nodes_routing_delivery_dedup_presence_and_resume_work_as_on_
     assert_eq!(agent_ws.next_of("deliver").await["seq"], 3);
     assert_eq!(agent_ws.next_of("deliver").await["seq"], 4);
 
+    // Node B forwarded the agent's send to node A, which owns the conversation.
+    assert!(b.state.as_ref().unwrap().metrics.chat_forwarded.get() >= 1);
+    assert_eq!(a.state.as_ref().unwrap().metrics.chat_forwarded.get(), 0);
+
     // A retry of s1 through the other node gets the first ack; nothing new.
     let mut shopper_on_b = Ws::connect(&b, &shopper).await;
     assert_eq!(shopper_on_b.say(id, "s1", "hello from node A").await, first);
