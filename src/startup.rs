@@ -66,6 +66,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let served = self.server.await.context("server failed");
         self.state.seckill.hand_back_leases().await;
+        self.state.chat.leave().await;
         served
     }
 }
@@ -82,6 +83,7 @@ async fn connect(settings: Settings) -> anyhow::Result<AppState> {
     let seckill = SeckillEngine::start(pool.clone(), &kv, &settings.seckill, metrics.clone()).await?;
     let carts = CartEngine::start(pool.clone(), &settings.cart, &metrics);
     let chat = ChatEngine::start(pool.clone(), &kv, &settings.chat, &metrics);
+    chat.ready(Duration::from_secs(5)).await?;
     let products = Arc::new(ProductCache::new(
         kv.clone(),
         Duration::from_millis(settings.catalog.detail_cache_ttl_ms),

@@ -39,20 +39,25 @@ use crate::metrics::Metrics;
 /// caller is told to retry ([`ChatError::Moved`]).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
 /// Publications waiting for the publishing task; beyond this, events are
-/// not delivered live on other nodes (their receivers get them on resume).
-const OUTBOX_CAPACITY: usize = 100_000;
+/// not delivered live on other nodes (counted in `chat_events_dropped`;
+/// a receiving connection fills a missed message in when the next one of
+/// its conversation arrives).
+const OUTBOX_CAPACITY: usize = 20_000;
 /// Publications sent to Redis in one pipeline at most.
 const PUBLISH_BATCH: usize = 256;
 
 /// Takes (or renews) ownership of KEYS for ARGV[1] unless another node
-/// holds them; answers each key's owner.
+/// holds them; answers each key's owner, `+` when ARGV[1] just took it
+/// (it was free: another node may have owned it meanwhile).
 const CLAIM: &str = r"
 local owners = {}
 for i, key in ipairs(KEYS) do
   local owner = redis.call('GET', key)
-  if not owner or owner == ARGV[1] then
+  if owner == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+  elseif not owner then
     redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
-    owner = ARGV[1]
+    owner = '+'
   end
   owners[i] = owner
 end
@@ -96,6 +101,15 @@ enum Op {
     Typing,
 }
 
+/// Whose a claimed conversation is.
+enum Claimed {
+    /// This node's; `fresh` when it was free until now.
+    Mine {
+        fresh: bool,
+    },
+    Theirs(NodeId),
+}
+
 /// A forwarded request's original reply.
 enum Pending {
     Send(oneshot::Sender<Result<Ack, ChatError>>),
@@ -120,7 +134,9 @@ pub struct ChatLink {
     kv: Kv,
     owner_ttl: Duration,
     outbox: mpsc::Sender<(String, String)>,
-    pending: DashMap<u64, Pending>,
+    pending: DashMap<u64, oneshot::Sender<Result<Option<Ack>, ChatError>>>,
+    /// Subscriptions made since start (both channels: ready to serve).
+    subscribed: tokio::sync::watch::Sender<usize>,
     next_request: AtomicU64,
     claim: redis::Script,
     let_go: redis::Script,
@@ -143,6 +159,7 @@ impl ChatLink {
             owner_ttl,
             outbox,
             pending: DashMap::new(),
+            subscribed: tokio::sync::watch::Sender::new(0),
             next_request: AtomicU64::new(1),
             claim: redis::Script::new(CLAIM),
             let_go: redis::Script::new(LET_GO),
@@ -162,9 +179,10 @@ impl ChatLink {
         &self.kv
     }
 
-    /// How long ownership and presence outlive their last renewal.
-    pub fn owner_ttl(&self) -> Duration {
-        self.owner_ttl
+    /// Longest this node waits for Redis on ownership: a renewal that
+    /// takes longer counts as failed, well before the lease would lapse.
+    fn redis_timeout(&self) -> Duration {
+        self.owner_ttl / 3
     }
 
     fn events_channel(&self) -> String {
@@ -180,7 +198,10 @@ impl ChatLink {
     }
 
     fn publish(&self, channel: String, wire: &Wire) {
-        let Ok(payload) = serde_json::to_string(wire) else { return };
+        let payload = match serde_json::to_string(wire) {
+            Ok(payload) => payload,
+            Err(error) => return tracing::warn!(%error, "cannot encode a chat publication"),
+        };
         if self.outbox.try_send((channel, payload)).is_err() {
             self.dropped.inc();
             tracing::warn!("chat outbox to other nodes is full; an event is not delivered live there");
@@ -199,14 +220,64 @@ impl ChatLink {
         self.publish(self.events_channel(), &Wire::Forget { from: self.node.to_string(), conversation_id });
     }
 
-    /// Claims (or renews) `ids` for this node: each one's owner.
-    async fn claim(&self, ids: &[i64]) -> redis::RedisResult<Vec<String>> {
+    /// Claims (or renews) `ids` for this node: whose each one is. Fails
+    /// when Redis does not answer within [`ChatLink::redis_timeout`].
+    async fn claim(&self, ids: &[i64]) -> Result<Vec<Claimed>, String> {
         let ttl = u64::try_from(self.owner_ttl.as_millis()).unwrap_or(u64::MAX);
         let mut invocation = self.claim.prepare_invoke();
         for key in self.owner_keys(ids) {
             invocation.key(key);
         }
-        invocation.arg(&*self.node).arg(ttl).invoke_async(&mut self.kv.conn()).await
+        let mut conn = self.kv.conn();
+        let owners: Vec<String> = tokio::time::timeout(
+            self.redis_timeout(),
+            invocation.arg(&*self.node).arg(ttl).invoke_async(&mut conn),
+        )
+        .await
+        .map_err(|_| "Redis did not answer in time".to_owned())?
+        .map_err(|e| e.to_string())?;
+        Ok(owners
+            .into_iter()
+            .map(|owner| match owner.as_str() {
+                "+" => Claimed::Mine { fresh: true },
+                _ if owner == *self.node => Claimed::Mine { fresh: false },
+                _ => Claimed::Theirs(Arc::from(owner)),
+            })
+            .collect())
+    }
+
+    /// Gives up the ownership of `ids` (it lapses by itself if this fails).
+    async fn let_go(&self, ids: &[i64]) {
+        let mut invocation = self.let_go.prepare_invoke();
+        for key in self.owner_keys(ids) {
+            invocation.key(key);
+        }
+        let mut conn = self.kv.conn();
+        let released = tokio::time::timeout(
+            self.redis_timeout(),
+            invocation.arg(&*self.node).invoke_async::<i64>(&mut conn),
+        )
+        .await;
+        if !matches!(released, Ok(Ok(_))) {
+            tracing::warn!("cannot give up chat ownership (it lapses by itself)");
+        }
+    }
+
+    /// Waits until this node hears both its channels, so no answer to a
+    /// forward and no request for a conversation it claims goes unheard.
+    pub async fn ready(&self) {
+        let mut subscribed = self.subscribed.subscribe();
+        let _ = subscribed.wait_for(|n| *n >= 2).await;
+    }
+
+    /// Leaves the cluster on a clean stop: gives up `owned` and this
+    /// node's presence at once instead of letting them lapse.
+    pub async fn leave(&self, owned: &[i64]) {
+        if !owned.is_empty() {
+            self.let_go(owned).await;
+        }
+        let alive = super::routing::alive_key(&self.kv, &self.node);
+        let _: redis::RedisResult<()> = redis::cmd("DEL").arg(alive).query_async(&mut self.kv.conn()).await;
     }
 
     /// Hands `request` to `owner` and its answer, when it comes, to the
@@ -226,7 +297,8 @@ impl ChatLink {
             }
             Request::Typing(msg) => (msg.conversation_id, msg.caller, Op::Typing, Pending::Done(msg.reply)),
         };
-        self.pending.insert(id, pending);
+        let (answer, answered) = oneshot::channel();
+        self.pending.insert(id, answer);
         let wire = Wire::Request {
             from: self.node.to_string(),
             id,
@@ -239,10 +311,12 @@ impl ChatLink {
         self.publish(self.node_channel(owner), &wire);
         let link = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(FORWARD_TIMEOUT).await;
-            if let Some((_, pending)) = link.pending.remove(&id) {
-                pending.answer(Err(ChatError::Moved));
-            }
+            let result = match tokio::time::timeout(FORWARD_TIMEOUT, answered).await {
+                Ok(Ok(result)) => result,
+                _ => Err(ChatError::Moved),
+            };
+            link.pending.remove(&id);
+            pending.answer(result);
         });
     }
 
@@ -250,7 +324,8 @@ impl ChatLink {
     /// the presence heartbeat, and the two subscriptions (every node's
     /// events, and this node's requests and answers).
     pub async fn run(self: Arc<Self>, engine: Arc<ChatEngine>, queued: mpsc::Receiver<(String, String)>) {
-        actix_web::rt::spawn(publish_all(self.kv.clone(), queued));
+        actix_web::rt::spawn(publish_all(self.kv.clone(), queued, self.dropped.clone()));
+        self.beat_once().await;
         actix_web::rt::spawn(self.clone().beat());
         let (events, mine) = (self.events_channel(), self.node_channel(&self.node));
         let (link, node_engine) = (self.clone(), engine.clone());
@@ -262,26 +337,50 @@ impl ChatLink {
         kv.follow(&events, async |signal| self.hear(&engine, signal)).await;
     }
 
-    /// Keeps this node's presence key alive: agents connected here count as
-    /// online for routing only while it is.
+    /// Keeps this node's presence keys alive: agents connected here count
+    /// as online for routing only while they are.
     async fn beat(self: Arc<Self>) {
-        let key = super::routing::alive_key(&self.kv, &self.node);
-        let ttl = u64::try_from(self.owner_ttl.as_millis()).unwrap_or(u64::MAX);
         loop {
-            let set: redis::RedisResult<()> =
-                redis::cmd("SET").arg(&key).arg(1).arg("PX").arg(ttl).query_async(&mut self.kv.conn()).await;
-            if let Err(error) = set {
-                tracing::warn!(%error, "cannot renew this node's chat presence");
-            }
             tokio::time::sleep(self.owner_ttl / 3).await;
+            self.beat_once().await;
+        }
+    }
+
+    async fn beat_once(&self) {
+        let ttl = u64::try_from(self.owner_ttl.as_millis()).unwrap_or(u64::MAX);
+        let seen_ttl = ttl.saturating_mul(u64::from(super::routing::SEEN_FOR_TTLS));
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(super::routing::alive_key(&self.kv, &self.node))
+            .arg(1)
+            .arg("PX")
+            .arg(ttl)
+            .ignore();
+        pipe.cmd("SET")
+            .arg(super::routing::seen_key(&self.kv, &self.node))
+            .arg(1)
+            .arg("PX")
+            .arg(seen_ttl)
+            .ignore();
+        if let Err(error) = pipe.query_async::<()>(&mut self.kv.conn()).await {
+            tracing::warn!(%error, "cannot renew this node's chat presence");
         }
     }
 
     /// Acts on one publication from another node.
     fn hear(self: &Arc<Self>, engine: &Arc<ChatEngine>, signal: Signal) {
-        // Nothing derived from these channels needs rebuilding: a missed
-        // event is found by the client's resume, a missed answer times out.
-        let Signal::Message(payload) = signal else { return };
+        let payload = match signal {
+            Signal::Message(payload) => payload,
+            Signal::Resync => {
+                self.subscribed.send_modify(|n| *n += 1);
+                // A `forget` may have been missed: reload every conversation
+                // before its next use. (A missed message is filled in by the
+                // receiving connection when the next one arrives; a missed
+                // answer times out.)
+                engine.forget_all_here();
+                return;
+            }
+        };
         let wire: Wire = match serde_json::from_str(&payload) {
             Ok(wire) => wire,
             Err(error) => return tracing::warn!(%error, "unreadable chat publication"),
@@ -302,8 +401,8 @@ impl ChatLink {
                 });
             }
             Wire::Reply { id, result } => {
-                if let Some((_, pending)) = self.pending.remove(&id) {
-                    pending.answer(result);
+                if let Some((_, answer)) = self.pending.remove(&id) {
+                    let _ = answer.send(result);
                 }
             }
         }
@@ -345,14 +444,16 @@ impl ChatLink {
 }
 
 /// Publishes what the node queued, in order, a pipeline at a time.
-async fn publish_all(kv: Kv, mut queued: mpsc::Receiver<(String, String)>) {
+async fn publish_all(kv: Kv, mut queued: mpsc::Receiver<(String, String)>, dropped: IntCounter) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     while queued.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
         let mut pipe = redis::pipe();
+        let n = batch.len();
         for (channel, payload) in batch.drain(..) {
             pipe.publish(channel, payload).ignore();
         }
         if let Err(error) = pipe.query_async::<()>(&mut kv.conn()).await {
+            dropped.inc_by(n as u64);
             tracing::warn!(%error, "cannot publish chat events to other nodes");
         }
     }
@@ -378,14 +479,21 @@ impl ConversationSource for ChatSource {
             let found = self.pg.snapshots(&ids).await?;
             return Ok(found.into_iter().map(|(id, snapshot)| (id, Home::Here(snapshot))).collect());
         };
-        let owners = link.claim(&ids).await.map_err(|e| format!("cannot claim conversations: {e}"))?;
-        let (mine, theirs): (Vec<_>, Vec<_>) =
-            ids.into_iter().zip(owners).partition(|(_, owner)| *owner == *link.node);
-        let mine: Vec<i64> = mine.into_iter().map(|(id, _)| id).collect();
-        let mut homes: Vec<(i64, Home)> =
-            theirs.into_iter().map(|(id, owner)| (id, Home::Node(Arc::from(owner)))).collect();
-        let found = self.pg.snapshots(&mine).await?;
-        homes.extend(found.into_iter().map(|(id, snapshot)| (id, Home::Here(snapshot))));
+        let claimed = link.claim(&ids).await.map_err(|e| format!("cannot claim conversations: {e}"))?;
+        let mut mine = Vec::new();
+        let mut homes = Vec::new();
+        for (id, claimed) in ids.into_iter().zip(claimed) {
+            match claimed {
+                Claimed::Mine { .. } => mine.push(id),
+                Claimed::Theirs(owner) => homes.push((id, Home::Node(owner))),
+            }
+        }
+        let mut found = self.pg.snapshots(&mine).await?;
+        let missing: Vec<i64> = mine.iter().copied().filter(|id| !found.contains_key(id)).collect();
+        if !missing.is_empty() {
+            link.let_go(&missing).await;
+        }
+        homes.extend(mine.into_iter().filter_map(|id| Some((id, Home::Here(found.remove(&id)?)))));
         Ok(homes)
     }
 
@@ -400,28 +508,26 @@ impl ConversationSource for ChatSource {
     async fn keep(&self, ids: Vec<i64>) -> Vec<i64> {
         let Some(link) = &self.link else { return Vec::new() };
         match link.claim(&ids).await {
-            Ok(owners) => {
-                ids.into_iter().zip(owners).filter(|(_, o)| **o != *link.node).map(|(id, _)| id).collect()
-            }
+            // Lost, or free for a while (another node may have written
+            // meanwhile): either way reload before serving again.
+            Ok(claimed) => ids
+                .into_iter()
+                .zip(claimed)
+                .filter(|(_, claimed)| !matches!(claimed, Claimed::Mine { fresh: false }))
+                .map(|(id, _)| id)
+                .collect(),
+            // Unknown, so no longer safe to assume: stop serving them from
+            // memory (their next use claims and loads them afresh).
             Err(error) => {
-                // Unknown: keep serving; if another node takes over meanwhile,
-                // the primary key on (conversation, seq) refuses a second writer.
                 tracing::warn!(%error, "cannot renew chat ownership");
-                Vec::new()
+                ids
             }
         }
     }
 
     async fn let_go(&self, ids: Vec<i64>) {
-        let Some(link) = &self.link else { return };
-        let mut invocation = link.let_go.prepare_invoke();
-        for key in link.owner_keys(&ids) {
-            invocation.key(key);
-        }
-        let released: redis::RedisResult<i64> =
-            invocation.arg(&*link.node).invoke_async(&mut link.kv.conn()).await;
-        if let Err(error) = released {
-            tracing::warn!(%error, "cannot give up chat ownership (it expires by itself)");
+        if let Some(link) = &self.link {
+            link.let_go(&ids).await;
         }
     }
 }

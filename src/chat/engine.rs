@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use actix::Arbiter;
 use actors::chat::router::{AgentOffline, AgentOnline, OnlineAgents, PickAgent, Release};
+use actors::chat::shard::{Forget, ForgetAll, Held};
 use actors::chat::{ChatHub, ConnectionId, Elsewhere, Event, HubConfig};
 use actors::writer::{spawn_writer, WriterConfig};
 use deadpool_postgres::Pool;
@@ -102,7 +103,33 @@ impl ChatEngine {
 
     /// [`ChatEngine::forget`] on this node only.
     pub fn forget_here(&self, conversation_id: i64) {
-        self.hub.shard(conversation_id).do_send(actors::chat::shard::Forget { conversation_id });
+        self.hub.shard(conversation_id).do_send(Forget { conversation_id });
+    }
+
+    /// Has every shard of this node reload every conversation before its
+    /// next use (a `forget` from another node may have been missed).
+    pub fn forget_all_here(&self) {
+        self.hub.shards().iter().for_each(|shard| shard.do_send(ForgetAll));
+    }
+
+    /// On a cluster, waits until this node hears the other nodes (its
+    /// subscriptions are up), at most `within`.
+    pub async fn ready(&self, within: Duration) -> anyhow::Result<()> {
+        let Some(link) = &self.link else { return Ok(()) };
+        tokio::time::timeout(within, link.ready())
+            .await
+            .map_err(|_| anyhow::anyhow!("chat: no Redis subscription within {within:?}"))
+    }
+
+    /// On a cluster, hands this node's conversations and presence back at
+    /// once on a clean stop, instead of letting them lapse.
+    pub async fn leave(&self) {
+        let Some(link) = &self.link else { return };
+        let mut owned = Vec::new();
+        for shard in self.hub.shards() {
+            owned.extend(shard.send(Held).await.unwrap_or_default());
+        }
+        link.leave(&owned).await;
     }
 
     /// One more connection of an agent of `shop_id` holding `open`

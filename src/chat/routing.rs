@@ -8,53 +8,63 @@
 //! online agent's open conversations. An agent counts as online while one
 //! of its connections is on a node whose `{prefix}chat:alive:{node}` key is
 //! kept alive by that node (so a dead node's agents drop out within
-//! `chat.owner_ttl_ms`, and their entries are swept on the next look).
+//! `chat.owner_ttl_ms`). Entries of a node not seen for much longer
+//! (its `…:seen:{node}` key, kept for [`SEEN_FOR_TTLS`] times as long, is
+//! gone too) are swept on the next look; a node whose alive key only
+//! lapsed for a moment keeps its agents.
 
 use super::cluster::ChatLink;
 use crate::kv::Kv;
 
-/// `live(agents_key, alive_prefix)`: the agents with a connection on a live
-/// node, as a set; entries of dead nodes are removed on the way.
+/// How many `chat.owner_ttl_ms` a node's entries outlive its last beat
+/// before they are swept.
+pub const SEEN_FOR_TTLS: u32 = 12;
+
+/// `live(agents_key, alive_prefix, seen_prefix)`: the agents with a
+/// connection on a live node, as a set; entries of long-gone nodes (and
+/// unreadable ones) are removed on the way. The node keys are not declared
+/// in KEYS: these scripts need a single Redis, not Redis Cluster.
 const LIVE: &str = r"
-local function live(agents_key, alive_prefix)
+local function live(agents_key, alive_prefix, seen_prefix)
   local set = {}
   local all = redis.call('HGETALL', agents_key)
   for i = 1, #all, 2 do
     local agent, node = string.match(all[i], '^(%-?%d+):(.+)$')
-    if tonumber(all[i + 1]) > 0 and redis.call('EXISTS', alive_prefix .. node) == 1 then
-      set[agent] = true
-    else
+    local count = tonumber(all[i + 1]) or 0
+    if not node or count <= 0 or redis.call('EXISTS', seen_prefix .. node) == 0 then
       redis.call('HDEL', agents_key, all[i])
+    elseif redis.call('EXISTS', alive_prefix .. node) == 1 then
+      set[agent] = true
     end
   end
   return set
 end
 ";
 
-/// KEYS: agents, load. ARGV: agent, node, open (stored), alive prefix.
+/// KEYS: agents, load. ARGV: agent, node, open (stored), alive and seen prefixes.
 /// Answers 1 when the agent just came online anywhere.
 const ONLINE: &str = r"
-local was = live(KEYS[1], ARGV[4])[ARGV[1]]
+local was = live(KEYS[1], ARGV[4], ARGV[5])[ARGV[1]]
 redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 1)
 if was then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 return 1";
 
-/// KEYS: agents, load. ARGV: agent, node, alive prefix. Answers 1 when the
+/// KEYS: agents, load. ARGV: agent, node, alive and seen prefixes. Answers 1 when the
 /// agent is now offline everywhere (its load is then forgotten).
 const OFFLINE: &str = r"
 local field = ARGV[1] .. ':' .. ARGV[2]
 if redis.call('HINCRBY', KEYS[1], field, -1) <= 0 then redis.call('HDEL', KEYS[1], field) end
-if live(KEYS[1], ARGV[3])[ARGV[1]] then return 0 end
+if live(KEYS[1], ARGV[3], ARGV[4])[ARGV[1]] then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 return 1";
 
-/// KEYS: agents, load. ARGV: cap, only ('' for anyone), alive prefix.
+/// KEYS: agents, load. ARGV: cap, only ('' for anyone), alive and seen prefixes.
 /// Reserves a slot of the least-loaded online agent below the cap (ties:
 /// the lowest id); answers its id, or nothing.
 const PICK: &str = r"
 local best, best_open
-for agent in pairs(live(KEYS[1], ARGV[3])) do
+for agent in pairs(live(KEYS[1], ARGV[3], ARGV[4])) do
   if ARGV[2] == '' or ARGV[2] == agent then
     local open = tonumber(redis.call('HGET', KEYS[2], agent)) or 0
     if open < tonumber(ARGV[1]) and (not best or open < best_open
@@ -65,7 +75,7 @@ for agent in pairs(live(KEYS[1], ARGV[3])) do
 end
 if not best then return false end
 redis.call('HINCRBY', KEYS[2], best, 1)
-return tonumber(best)";
+return best";
 
 /// KEYS: load. ARGV: agent. Gives back one slot.
 const RELEASE: &str = r"
@@ -73,10 +83,10 @@ local open = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))
 if open and open > 0 then redis.call('HINCRBY', KEYS[1], ARGV[1], -1) end
 return 0";
 
-/// KEYS: agents. ARGV: alive prefix. The online agents.
+/// KEYS: agents. ARGV: alive and seen prefixes. The online agents.
 const ONLINE_AGENTS: &str = r"
 local agents = {}
-for agent in pairs(live(KEYS[1], ARGV[1])) do table.insert(agents, tonumber(agent)) end
+for agent in pairs(live(KEYS[1], ARGV[1], ARGV[2])) do table.insert(agents, agent) end
 return agents";
 
 /// The key a node keeps alive while it runs.
@@ -84,8 +94,17 @@ pub fn alive_key(kv: &Kv, node: &str) -> String {
     format!("{}{node}", alive_prefix(kv))
 }
 
+/// The key a node keeps for [`SEEN_FOR_TTLS`] times as long.
+pub fn seen_key(kv: &Kv, node: &str) -> String {
+    format!("{}{node}", seen_prefix(kv))
+}
+
 fn alive_prefix(kv: &Kv) -> String {
     kv.key("chat:alive:")
+}
+
+fn seen_prefix(kv: &Kv) -> String {
+    kv.key("chat:seen:")
 }
 
 /// Routing state in Redis, shared by every node.
@@ -131,6 +150,7 @@ impl SharedRouting {
             .arg(&**self.link.node())
             .arg(open)
             .arg(alive_prefix(self.link.kv()))
+            .arg(seen_prefix(self.link.kv()))
             .invoke_async(&mut self.link.kv().conn())
             .await?;
         Ok(came == 1)
@@ -146,6 +166,7 @@ impl SharedRouting {
             .arg(agent_id)
             .arg(&**self.link.node())
             .arg(alive_prefix(self.link.kv()))
+            .arg(seen_prefix(self.link.kv()))
             .invoke_async(&mut self.link.kv().conn())
             .await?;
         Ok(gone == 1)
@@ -160,6 +181,7 @@ impl SharedRouting {
             .arg(self.cap)
             .arg(only.map(|id| id.to_string()).unwrap_or_default())
             .arg(alive_prefix(self.link.kv()))
+            .arg(seen_prefix(self.link.kv()))
             .invoke_async(&mut self.link.kv().conn())
             .await
     }
@@ -178,6 +200,7 @@ impl SharedRouting {
             .online_agents
             .key(agents)
             .arg(alive_prefix(self.link.kv()))
+            .arg(seen_prefix(self.link.kv()))
             .invoke_async(&mut self.link.kv().conn())
             .await?;
         online.sort_unstable();

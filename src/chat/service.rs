@@ -185,9 +185,12 @@ pub async fn served_shops(state: &AppState, user_id: i64) -> ApiResult<Vec<(i64,
 pub async fn agent_connected(state: AppState, agent_id: i64, shops: Vec<(i64, Vec<i64>)>) {
     for (shop_id, shoppers) in shops {
         let open = u32::try_from(shoppers.len()).unwrap_or(u32::MAX);
-        let online = state.chat.agent_online(shop_id, agent_id, open).await;
-        if matches!(online, Ok(true)) {
-            state.chat.notify(&shoppers, Event::Presence { shop_id, user_id: agent_id, online: true });
+        match state.chat.agent_online(shop_id, agent_id, open).await {
+            Ok(true) => {
+                state.chat.notify(&shoppers, Event::Presence { shop_id, user_id: agent_id, online: true })
+            }
+            Ok(false) => {}
+            Err(err) => tracing::warn!(shop_id, agent_id, error = %err, "cannot count a chat agent online"),
         }
         if let Err(err) = drain_queue(&state, shop_id).await {
             tracing::warn!(shop_id, error = %err, "cannot route the chat queue");
@@ -198,9 +201,12 @@ pub async fn agent_connected(state: AppState, agent_id: i64, shops: Vec<(i64, Ve
 /// An agent's connection went away: the reverse of [`agent_connected`].
 pub async fn agent_disconnected(state: AppState, agent_id: i64, shops: Vec<(i64, Vec<i64>)>) {
     for (shop_id, shoppers) in shops {
-        let offline = state.chat.agent_offline(shop_id, agent_id).await;
-        if matches!(offline, Ok(true)) {
-            state.chat.notify(&shoppers, Event::Presence { shop_id, user_id: agent_id, online: false });
+        match state.chat.agent_offline(shop_id, agent_id).await {
+            Ok(true) => {
+                state.chat.notify(&shoppers, Event::Presence { shop_id, user_id: agent_id, online: false })
+            }
+            Ok(false) => {}
+            Err(err) => tracing::warn!(shop_id, agent_id, error = %err, "cannot count a chat agent offline"),
         }
     }
 }

@@ -11,7 +11,7 @@
 //! later ones reach it live, in order) and what resumes sent below that
 //! ([`Sent`]), so a client gets each message once, whichever way it came.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +39,8 @@ use crate::validate::is_http_url;
 const MAX_RESUME_CONVERSATIONS: usize = 200;
 /// Longest client message id.
 const MAX_CLIENT_MSG_ID: usize = 64;
+/// Latest sends a connection remembers, so a fill does not echo them back.
+const OWN_REMEMBERED: usize = 32;
 /// Longest text message, in characters.
 const MAX_TEXT_CHARS: usize = 2000;
 
@@ -233,6 +235,9 @@ pub struct ChatConnection {
     held: Vec<Event>,
     /// Sends waiting for their ack.
     in_flight: usize,
+    /// This connection's latest sends (conversation, client id): a fill
+    /// does not echo them back.
+    own: VecDeque<(i64, Box<str>)>,
 }
 
 impl ChatConnection {
@@ -249,6 +254,7 @@ impl ChatConnection {
             resuming: 0,
             held: Vec::new(),
             in_flight: 0,
+            own: VecDeque::new(),
         }
     }
 
@@ -291,6 +297,11 @@ impl ChatConnection {
         let text = match event {
             Event::Message(message) => {
                 let draft = &message.draft;
+                let sent = self.sent.entry(draft.conversation_id).or_default();
+                if sent.first_live.is_some() && draft.seq > sent.max + 1 {
+                    let after = sent.max;
+                    return self.fill(ctx, draft.conversation_id, after, event.clone());
+                }
                 self.deliver(ctx, draft.conversation_id, draft.seq, true, || render_live(message));
                 return;
             }
@@ -313,6 +324,16 @@ impl ChatConnection {
             }
         };
         ctx.text(text);
+    }
+
+    /// Closes a connection that cannot tell what it missed (1011): the
+    /// client reconnects and resumes.
+    fn evict_unsynced(ctx: &mut ws::WebsocketContext<Self>) {
+        ctx.close(Some(ws::CloseReason {
+            code: ws::CloseCode::Error,
+            description: Some("cannot fill in missed messages; reconnect and resume".to_owned()),
+        }));
+        ctx.stop();
     }
 
     fn evict(ctx: &mut ws::WebsocketContext<Self>) {
@@ -433,16 +454,27 @@ impl ChatConnection {
             );
         }
         self.in_flight += 1;
+        if self.own.len() >= OWN_REMEMBERED {
+            self.own.pop_front();
+        }
+        self.own.push_back((conversation_id, Box::from(client_msg_id.as_str())));
         ctx.spawn(answer.into_actor(self).map(move |answer, conn, ctx| {
             conn.in_flight -= 1;
             match answer {
-                Ok(Ok(Ack { conversation_id, id, seq, created_at })) => ctx.text(render(&ServerFrame::Ack {
-                    conversation_id,
-                    client_msg_id: &client_msg_id,
-                    id,
-                    seq,
-                    created_at: created_at.into(),
-                })),
+                Ok(Ok(Ack { conversation_id, id, seq, created_at })) => {
+                    // Its own message is one this connection need not be sent.
+                    let sent = conn.sent.entry(conversation_id).or_default();
+                    if sent.first_live.is_some() && seq == sent.max + 1 {
+                        sent.max = seq;
+                    }
+                    ctx.text(render(&ServerFrame::Ack {
+                        conversation_id,
+                        client_msg_id: &client_msg_id,
+                        id,
+                        seq,
+                        created_at: created_at.into(),
+                    }))
+                }
                 Ok(Err(error)) => Self::error(
                     ctx,
                     error_code(&error),
@@ -532,11 +564,70 @@ impl ChatConnection {
                 }
             }
             conn.resuming -= 1;
-            if conn.resuming == 0 {
-                for event in std::mem::take(&mut conn.held) {
-                    conn.write_event(ctx, &event);
+            conn.release_held(ctx);
+        }));
+    }
+
+    /// Writes the events held during resumes and fills, in order; if one of
+    /// them starts a fill, the rest wait for it again.
+    fn release_held(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.resuming > 0 {
+            return;
+        }
+        let mut held = std::mem::take(&mut self.held).into_iter();
+        while self.resuming == 0 {
+            let Some(event) = held.next() else { return };
+            self.write_event(ctx, &event);
+        }
+        self.held.extend(held);
+    }
+
+    /// A live message `seq` arrived after `after` was the last one sent:
+    /// sends what lies between from the database first (a message whose
+    /// live delivery was lost on the way from another node, or a seq left
+    /// unused), then `event` and anything newer held meanwhile.
+    fn fill(&mut self, ctx: &mut ws::WebsocketContext<Self>, conversation_id: i64, after: i64, event: Event) {
+        let Some((_, seq)) = event.message_seq() else { return };
+        self.resuming += 1;
+        self.held.push(event);
+        let state = self.state.clone();
+        let limit = state.chat.settings.resume_limit;
+        let fetched = async move {
+            let client = state.db.get().await?;
+            store::messages(&client, conversation_id, Some(after), Some(seq), limit).await
+        };
+        ctx.spawn(fetched.into_actor(self).map(move |fetched, conn, ctx| {
+            match fetched {
+                Ok(messages) => {
+                    let user_id = conn.user.user_id;
+                    for message in &messages {
+                        let own = message.sender_id == user_id
+                            && conn.own.iter().any(|(conversation, client_msg_id)| {
+                                *conversation == conversation_id && **client_msg_id == *message.client_msg_id
+                            });
+                        if !own {
+                            conn.deliver(ctx, conversation_id, message.seq, true, || {
+                                render(&Deliver::from(message))
+                            });
+                        }
+                    }
+                    // Everything below `seq` is committed, so what a whole
+                    // page did not find was never stored; after a full
+                    // page, the held message starts the next fill.
+                    let sent = conn.sent.entry(conversation_id).or_default();
+                    match messages.last() {
+                        Some(last) if messages.len() as i64 >= limit => sent.max = sent.max.max(last.seq),
+                        _ => sent.max = sent.max.max(seq - 1),
+                    }
+                }
+                Err(err) => {
+                    // Unknown what is missing: the client resumes after reconnecting.
+                    tracing::warn!(conversation_id, error = %err, "cannot fill in missed chat messages");
+                    Self::evict_unsynced(ctx);
                 }
             }
+            conn.resuming -= 1;
+            conn.release_held(ctx);
         }));
     }
 }

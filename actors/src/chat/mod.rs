@@ -330,6 +330,11 @@ impl<S: ChatStore, L: ConversationSource> ChatHub<S, L> {
         Self { shards, directories, routers }
     }
 
+    /// Every conversation shard.
+    pub fn shards(&self) -> &[Addr<shard::ConversationShard<S, L>>] {
+        &self.shards
+    }
+
     /// The shard that owns `conversation_id`.
     pub fn shard(&self, conversation_id: i64) -> &Addr<shard::ConversationShard<S, L>> {
         &self.shards[slot(conversation_id, self.shards.len())]

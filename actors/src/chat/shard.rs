@@ -46,6 +46,10 @@ use crate::writer::WriterHandle;
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How long a conversation stays in memory unused.
 const IDLE_FOR: Duration = Duration::from_secs(600);
+/// A refusal (not a member, closed) from state loaded longer ago than this
+/// is checked against the database first: in a cluster the change that
+/// admits the caller may be stored before its `Forget` arrives.
+const RECHECK_AFTER: Duration = Duration::from_secs(1);
 
 /// Answer channel of a send.
 pub type SendReply = oneshot::Sender<Result<Ack, ChatError>>;
@@ -104,6 +108,17 @@ pub struct Forget {
     pub conversation_id: i64,
 }
 
+/// Every conversation changed, as far as this node knows (in a cluster: it
+/// may have missed a [`Forget`]): each is reloaded on next use.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForgetAll;
+
+/// The conversations this shard holds (and so, in a cluster, owns).
+#[derive(Message)]
+#[rtype(result = "Vec<i64>")]
+pub struct Held;
+
 /// A request about one conversation: what waits for it to load, and what
 /// is forwarded to the node owning it.
 pub enum Request {
@@ -117,15 +132,6 @@ pub enum Request {
 type Relayed = Pin<Box<dyn Future<Output = bool> + Send>>;
 
 impl Request {
-    /// The conversation it is about.
-    pub fn conversation_id(&self) -> i64 {
-        match self {
-            Self::Send(msg) => msg.conversation_id,
-            Self::Read(msg) => msg.conversation_id,
-            Self::Typing(msg) => msg.conversation_id,
-        }
-    }
-
     fn caller(&self) -> &Caller {
         match self {
             Self::Send(msg) => &msg.caller,
@@ -208,6 +214,7 @@ struct Conversation {
     /// Reload before next use once the write in flight is done.
     stale: bool,
     last_used: Instant,
+    loaded_at: Instant,
 }
 
 impl Conversation {
@@ -224,6 +231,7 @@ impl Conversation {
             acks: HashMap::new(),
             stale: false,
             last_used: Instant::now(),
+            loaded_at: Instant::now(),
         }
     }
 
@@ -236,6 +244,19 @@ impl Conversation {
         } else {
             Err(ChatError::NotMember)
         }
+    }
+
+    /// Whether `request` would be refused (not a member; a new send to a
+    /// closed conversation).
+    fn refuses(&self, request: &Request) -> bool {
+        self.admits(request.caller()).is_err()
+            || match request {
+                Request::Send(msg) => {
+                    let key: DedupKey = (msg.caller.user_id, msg.client_msg_id.clone());
+                    self.closed && !self.acks.contains_key(&key) && !self.waiting.contains_key(&key)
+                }
+                Request::Read(_) | Request::Typing(_) => false,
+            }
     }
 
     fn member_ids(&self) -> Vec<i64> {
@@ -422,6 +443,14 @@ impl<S: ChatStore, L: ConversationSource> ConversationShard<S, L> {
             request.fail(ChatError::NotFound);
             return;
         };
+        if !conversation.writing
+            && conversation.loaded_at.elapsed() >= RECHECK_AFTER
+            && conversation.refuses(&request)
+        {
+            self.conversations.remove(&conversation_id);
+            self.dispatch(conversation_id, request, ctx);
+            return;
+        }
         conversation.last_used = Instant::now();
         match request {
             Request::Send(msg) => {
@@ -683,6 +712,23 @@ impl<S: ChatStore, L: ConversationSource> Handler<Typing> for ConversationShard<
 
     fn handle(&mut self, msg: Typing, ctx: &mut Context<Self>) {
         self.dispatch(msg.conversation_id, Request::Typing(msg), ctx);
+    }
+}
+
+impl<S: ChatStore, L: ConversationSource> Handler<ForgetAll> for ConversationShard<S, L> {
+    type Result = ();
+
+    fn handle(&mut self, _: ForgetAll, _: &mut Context<Self>) {
+        let ids: Vec<i64> = self.conversations.keys().copied().collect();
+        ids.into_iter().for_each(|id| self.drop_conversation(id));
+    }
+}
+
+impl<S: ChatStore, L: ConversationSource> Handler<Held> for ConversationShard<S, L> {
+    type Result = MessageResult<Held>;
+
+    fn handle(&mut self, _: Held, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.conversations.keys().copied().collect())
     }
 }
 
