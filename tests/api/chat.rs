@@ -291,6 +291,28 @@ async fn a_message_is_acked_once_stored_delivered_live_and_a_retry_is_not_duplic
 }
 
 #[actix_web::test]
+async fn a_retry_the_shard_forgot_is_found_in_the_database_and_not_stored_again() {
+    // No acks remembered: every retry of a committed send reaches the store.
+    let (mut settings, db_name) = fresh_settings().await;
+    settings.chat.dedup_window = 0;
+    let app = spawn_app_with(settings, db_name).await;
+    let (id, _, shopper, _, agent) = chatting(&app).await;
+    let mut agent_ws = Ws::connect(&app, &agent).await;
+    let mut shopper_ws = Ws::connect(&app, &shopper).await;
+    let first = shopper_ws.say(id, "r-1", "first").await;
+    agent_ws.next_of("deliver").await;
+
+    // The retry fails the plain insert on the client id; the batch is
+    // written again skipping it, and the stored one is answered.
+    let retry = shopper_ws.say(id, "r-1", "first").await;
+    assert_eq!(retry, first);
+    let next = shopper_ws.say(id, "r-2", "second").await;
+    assert_eq!(next["seq"], 3, "the retry drew seq 2, left unused");
+    assert_eq!(app.count("messages").await, 2);
+    assert_eq!(agent_ws.next_of("deliver").await["client_msg_id"], "r-2");
+}
+
+#[actix_web::test]
 async fn a_reconnecting_client_gets_exactly_the_messages_it_missed() {
     let app = spawn_app().await;
     let (id, _, shopper, _, agent) = chatting(&app).await;
