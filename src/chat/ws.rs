@@ -11,6 +11,7 @@
 //! later ones reach it live, in order) and what resumes sent below that
 //! ([`Sent`]), so a client gets each message once, whichever way it came.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -82,17 +83,20 @@ pub async fn connect(
 }
 
 /// What a client sends: one flat shape, `type` saying which fields count
-/// (a tagged enum cannot carry the payload as raw JSON).
+/// (a tagged enum cannot carry the payload as raw JSON). The type and the
+/// payload are borrowed from the frame (the type copied only if it holds
+/// escapes): the payload is copied once, into the message, not twice.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ClientFrame {
+struct ClientFrame<'a> {
     /// `send`, `read`, `typing` or `resume`.
-    #[serde(rename = "type")]
-    frame: String,
+    #[serde(rename = "type", borrow)]
+    frame: Cow<'a, str>,
     conversation_id: Option<i64>,
     client_msg_id: Option<String>,
     kind: Option<String>,
-    payload: Option<Box<RawValue>>,
+    #[serde(borrow)]
+    payload: Option<&'a RawValue>,
     seq: Option<i64>,
     conversations: Option<Vec<ResumePoint>>,
 }
@@ -358,16 +362,10 @@ impl ChatConnection {
         else {
             return Self::error(ctx, ErrorCode::InvalidBody, missing("conversation_id"), None, None);
         };
-        match (
-            frame.frame.as_str(),
-            frame.client_msg_id,
-            frame.kind,
-            frame.payload,
-            frame.seq,
-            frame.conversations,
-        ) {
+        match (&*frame.frame, frame.client_msg_id, frame.kind, frame.payload, frame.seq, frame.conversations)
+        {
             ("send", Some(client_msg_id), Some(kind), Some(payload), None, None) => {
-                self.send(ctx, conversation_id, client_msg_id, &kind, payload);
+                self.send(ctx, conversation_id, &client_msg_id, &kind, payload);
             }
             ("read", None, None, None, Some(seq), None) => {
                 let (reply, answer) = oneshot::channel();
@@ -400,12 +398,12 @@ impl ChatConnection {
         &mut self,
         ctx: &mut ws::WebsocketContext<Self>,
         conversation_id: i64,
-        client_msg_id: String,
+        client_msg_id: &str,
         kind: &str,
-        payload: Box<RawValue>,
+        payload: &RawValue,
     ) {
         let max_payload = self.state.chat.settings.max_payload_bytes;
-        let checked = check_message(&client_msg_id, kind, &payload, max_payload);
+        let checked = check_message(client_msg_id, kind, payload, max_payload);
         let kind = match checked {
             Ok(kind) => kind,
             Err(err) => {
@@ -421,7 +419,7 @@ impl ChatConnection {
                     err.code(),
                     frame_message,
                     Some(conversation_id),
-                    Some(&client_msg_id),
+                    Some(client_msg_id),
                 );
             }
         };
@@ -432,16 +430,17 @@ impl ChatConnection {
                 ErrorCode::Overloaded,
                 message,
                 Some(conversation_id),
-                Some(&client_msg_id),
+                Some(client_msg_id),
             );
         }
+        let client_msg_id: Box<str> = client_msg_id.into();
         let (reply, answer) = oneshot::channel();
         let msg = SendMessage {
             conversation_id,
             caller: self.caller(),
-            client_msg_id: client_msg_id.clone().into_boxed_str(),
+            client_msg_id: client_msg_id.clone(),
             kind,
-            payload: Box::<str>::from(payload.get()),
+            payload: payload.get().into(),
             reply,
         };
         if self.state.chat.hub.shard(conversation_id).try_send(msg).is_err() {
@@ -457,7 +456,7 @@ impl ChatConnection {
         if self.own.len() >= OWN_REMEMBERED {
             self.own.pop_front();
         }
-        self.own.push_back((conversation_id, Box::from(client_msg_id.as_str())));
+        self.own.push_back((conversation_id, client_msg_id.clone()));
         ctx.spawn(answer.into_actor(self).map(move |answer, conn, ctx| {
             conn.in_flight -= 1;
             match answer {
@@ -677,17 +676,20 @@ fn render_live(message: &ChatMessage) -> String {
     })
 }
 
-/// The payload each kind must carry (unknown fields refused).
+/// The payload each kind must carry (unknown fields refused). Texts are
+/// borrowed from the frame: they are only checked, not kept.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TextPayload {
-    text: String,
+struct TextPayload<'a> {
+    #[serde(borrow)]
+    text: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ImagePayload {
-    url: String,
+struct ImagePayload<'a> {
+    #[serde(borrow)]
+    url: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]

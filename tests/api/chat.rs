@@ -291,6 +291,31 @@ async fn a_message_is_acked_once_stored_delivered_live_and_a_retry_is_not_duplic
 }
 
 #[actix_web::test]
+async fn a_retry_the_shard_forgot_is_found_in_the_database_and_not_stored_again() {
+    // No acks remembered: every retry of a committed send reaches the store.
+    let (mut settings, db_name) = fresh_settings().await;
+    settings.chat.dedup_window = 0;
+    let app = spawn_app_with(settings, db_name).await;
+    let (id, _, shopper, _, agent) = chatting(&app).await;
+    let mut agent_ws = Ws::connect(&app, &agent).await;
+    let mut shopper_ws = Ws::connect(&app, &shopper).await;
+    let first = shopper_ws.say(id, "r-1", "first").await;
+    agent_ws.next_of("deliver").await;
+
+    // The retry fails the plain insert on the client id; the batch is
+    // written again skipping it, and the stored one is answered.
+    let retry = shopper_ws.say(id, "r-1", "first").await;
+    // created_at as Postgres stored it: microseconds, where the first ack
+    // had the shard's nanoseconds.
+    let fields = |ack: &Value| (ack["id"].clone(), ack["seq"].clone(), ack["client_msg_id"].clone());
+    assert_eq!(fields(&retry), fields(&first));
+    let next = shopper_ws.say(id, "r-2", "second").await;
+    assert_eq!(next["seq"], 3, "the retry drew seq 2, left unused");
+    assert_eq!(app.count("messages").await, 2);
+    assert_eq!(agent_ws.next_of("deliver").await["client_msg_id"], "r-2");
+}
+
+#[actix_web::test]
 async fn a_reconnecting_client_gets_exactly_the_messages_it_missed() {
     let app = spawn_app().await;
     let (id, _, shopper, _, agent) = chatting(&app).await;
@@ -717,4 +742,55 @@ async fn a_live_message_after_a_gap_comes_after_the_missed_ones_from_the_databas
     }
     assert_eq!(seqs, vec![2, 3, 4]);
     agent_ws.none_of("deliver").await;
+}
+
+#[actix_web::test]
+async fn a_seq_taken_by_another_writer_is_refused_for_a_retry_and_the_conversation_reloaded() {
+    let app = spawn_app().await;
+    let (id, shopper_id, shopper, agent_id, agent) = chatting(&app).await;
+    let mut shopper_ws = Ws::connect(&app, &shopper).await;
+    let mut agent_ws = Ws::connect(&app, &agent).await;
+    assert_eq!(shopper_ws.say(id, "m1", "one").await["seq"], 1);
+
+    // A second writer (an owner whose lease this node's shard missed)
+    // stores seq 2 behind the shard's back.
+    let client = app.db.get().await.unwrap();
+    client
+        .execute(
+            "INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, kind, payload)
+             VALUES ($1, 2, $2, 'elsewhere', 'text', '{\"text\": \"from the other writer\"}')",
+            &[&id, &agent_id],
+        )
+        .await
+        .unwrap();
+
+    // The shard's seq 2 collides: refused for a retry, nothing of it stored.
+    shopper_ws
+        .send(json!({"type": "send", "conversation_id": id, "client_msg_id": "m2", "kind": "text",
+                     "payload": {"text": "two"}}))
+        .await;
+    let refused = shopper_ws.next_of("error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["client_msg_id"].as_str()),
+        (Some("unavailable"), Some("m2"))
+    );
+    // The retry goes after the other writer's message.
+    assert_eq!(shopper_ws.say(id, "m2", "two").await["seq"], 3);
+    let seqs: Vec<i64> = client
+        .query(
+            "SELECT seq FROM messages WHERE conversation_id = $1 AND sender_id = $2 ORDER BY seq",
+            &[&id, &shopper_id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(seqs, vec![1, 3]);
+    // The agent gets 1, then 2 (filled from the database) and 3.
+    let mut delivered = Vec::new();
+    for _ in 0..3 {
+        delivered.push(agent_ws.next_of("deliver").await["seq"].as_i64().unwrap());
+    }
+    assert_eq!(delivered, vec![1, 2, 3]);
 }

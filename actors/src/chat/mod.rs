@@ -254,6 +254,10 @@ pub struct Written {
 pub enum ChatWritten {
     /// One entry per message, in order.
     Messages(Vec<Written>),
+    /// Another writer (a second owner while a lease lapsed) stored a
+    /// message under one of these seqs: none of them is acked (a retry is
+    /// matched by its client id), and the shard reloads the conversation.
+    SeqTaken,
     Read,
 }
 
