@@ -14,6 +14,10 @@
 //! middle of the load; each reconnected client resumes from the last seq it
 //! got per conversation and retries its unacked sends with the same client
 //! ids, and the same exactly-once check runs over the whole phase.
+//!
+//! With several `--target`s (the nodes of a cluster), connections are
+//! spread over them round-robin and every reconnect goes to the next node,
+//! so each resume happens on a node other than the one the client left.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -172,7 +176,8 @@ impl Tally {
 /// What the threads share.
 struct Plan {
     start: Instant,
-    ws_url: String,
+    /// The WebSocket URL of every target.
+    ws_urls: Vec<String>,
     /// Conversations of each account (set once connections are up).
     conversations: OnceLock<HashMap<i64, Vec<i64>>>,
     barrier: Barrier,
@@ -230,7 +235,11 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ChatReport> {
     let rss_before = rss_kib(args.server_pid);
     let plan = Arc::new(Plan {
         start: Instant::now(),
-        ws_url: format!("{}/api/chat/ws", base.replacen("http", "ws", 1)),
+        ws_urls: targets
+            .uris("/api/chat/ws")?
+            .iter()
+            .map(|uri| uri.to_string().replacen("http", "ws", 1))
+            .collect(),
         conversations: OnceLock::new(),
         barrier: Barrier::new(args.threads + 1),
         phases: if args.skip_reconnect { vec!["steady"] } else { vec!["steady", "reconnect"] },
@@ -517,16 +526,18 @@ async fn connect(
     tally: Rc<RefCell<Tally>>,
     resume: bool,
 ) -> anyhow::Result<()> {
-    let (old, auth) = {
+    let (old, auth, node) = {
         let mut c = conn.borrow_mut();
         c.generation += 1;
-        (c.sink.take(), c.auth.clone())
+        // Round-robin by user, and the next node on each reconnect.
+        let node = crate::client::round_robin(&plan.ws_urls, c.user_id.unsigned_abs() + c.generation);
+        (c.sink.take(), c.auth.clone(), node.clone())
     };
     if let Some(mut old) = old {
         let _ = old.send(Message::Close(None)).await;
     }
     let (_, framed) = client
-        .ws(plan.ws_url.as_str())
+        .ws(node.as_str())
         .set_header(AUTHORIZATION, auth)
         .connect()
         .await

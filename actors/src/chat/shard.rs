@@ -403,11 +403,13 @@ impl<S: ChatStore, L: ConversationSource> ConversationShard<S, L> {
         self.remote.insert(conversation_id, (owner.clone(), Instant::now()));
         let (request, relayed) = request.relayed();
         self.source.forward(&owner, request);
-        ctx.spawn(relayed.into_actor(self).map(move |moved, shard, _| {
-            if moved && shard.remote.get(&conversation_id).is_some_and(|(node, _)| *node == owner) {
-                shard.remote.remove(&conversation_id);
+        // A task of its own, not `ctx.spawn` (see `flush`).
+        let shard = ctx.address();
+        actix::spawn(async move {
+            if relayed.await {
+                shard.do_send(OwnerGone { conversation_id, owner });
             }
-        }));
+        });
     }
 
     /// Renews ownership of the conversations in memory; the ones lost to
@@ -736,6 +738,24 @@ impl<S: ChatStore, L: ConversationSource> Handler<Held> for ConversationShard<S,
 
     fn handle(&mut self, _: Held, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.conversations.keys().copied().collect())
+    }
+}
+
+/// A forward to `owner` came back `Moved`: find the owner afresh next time.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct OwnerGone {
+    conversation_id: i64,
+    owner: NodeId,
+}
+
+impl<S: ChatStore, L: ConversationSource> Handler<OwnerGone> for ConversationShard<S, L> {
+    type Result = ();
+
+    fn handle(&mut self, gone: OwnerGone, _: &mut Context<Self>) {
+        if self.remote.get(&gone.conversation_id).is_some_and(|(node, _)| *node == gone.owner) {
+            self.remote.remove(&gone.conversation_id);
+        }
     }
 }
 
