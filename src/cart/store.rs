@@ -46,8 +46,7 @@ ON CONFLICT (user_id, sku_id) DO UPDATE SET
     added_price_cents = EXCLUDED.added_price_cents, version = EXCLUDED.version,
     added_at = EXCLUDED.added_at, updated_at = now()
 WHERE c.version < EXCLUDED.version
-  AND c.version <= (SELECT e.expected FROM unnest($1::int8[], $2::int8[], $8::int8[]) AS e (user_id, sku_id, expected)
-                    WHERE e.user_id = c.user_id AND e.sku_id = c.sku_id LIMIT 1)
+  AND c.version <= ($8::jsonb ->> (c.user_id || ' ' || c.sku_id))::int8
 RETURNING user_id, sku_id";
 
 impl BatchStore for PgCartLines {
@@ -69,7 +68,9 @@ impl BatchStore for PgCartLines {
         let mut added_price = Vec::with_capacity(n);
         let mut version = Vec::with_capacity(n);
         let mut added_at = Vec::with_capacity(n);
-        let mut expected = Vec::with_capacity(n);
+        // Looked up per updated row: a JSON object ("{user} {sku}" -> version)
+        // is a binary search where a second unnest would be a scan per row.
+        let mut expected = serde_json::Map::with_capacity(n);
         for (user, LineWrite { line, expected: replaces }) in &rows {
             user_id.push(*user);
             sku_id.push(line.sku_id);
@@ -78,14 +79,23 @@ impl BatchStore for PgCartLines {
             added_price.push(line.added_price_cents);
             version.push(line.version);
             added_at.push(DateTime::<Utc>::from(line.added_at));
-            expected.push(*replaces);
+            expected.insert(format!("{user} {}", line.sku_id), Value::from(*replaces));
         }
         let client = self.pool.get().await.map_err(|e| format!("no connection: {e}"))?;
         let stmt = client.prepare_cached(WRITE_BATCH_SQL).await.map_err(|e| format!("{e:#}"))?;
         let stored = client
             .query(
                 &stmt,
-                &[&user_id, &sku_id, &quantity, &selected, &added_price, &version, &added_at, &expected],
+                &[
+                    &user_id,
+                    &sku_id,
+                    &quantity,
+                    &selected,
+                    &added_price,
+                    &version,
+                    &added_at,
+                    &Value::Object(expected),
+                ],
             )
             .await
             .map_err(|e| format!("{e:#}"))?
