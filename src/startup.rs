@@ -81,7 +81,7 @@ async fn connect(settings: Settings) -> anyhow::Result<AppState> {
     let blacklist = Arc::new(Blacklist::new(pool.clone(), kv.clone()));
     blacklist.reload().await.map_err(|e| anyhow::anyhow!("cannot load the blacklist: {e}"))?;
     let seckill = SeckillEngine::start(pool.clone(), &kv, &settings.seckill, metrics.clone()).await?;
-    let carts = CartEngine::start(pool.clone(), &settings.cart, &metrics);
+    let carts = CartEngine::start(pool.clone(), kv.clone(), &settings.cart, &metrics);
     let chat = ChatEngine::start(pool.clone(), &kv, &settings.chat, &metrics);
     chat.ready(Duration::from_secs(5)).await?;
     let products = Arc::new(ProductCache::new(
@@ -112,6 +112,7 @@ fn start_background_tasks(state: &AppState) {
     actix_web::rt::spawn(state.blacklist.clone().listen_for_changes());
     actix_web::rt::spawn(state.products.clone().listen_for_invalidations());
     actix_web::rt::spawn(state.seckill.clone().follow_pools());
+    actix_web::rt::spawn(state.carts.clone().follow_other_nodes());
     let every = Duration::from_secs(state.settings.blacklist.refresh_secs);
     actix_web::rt::spawn(state.blacklist.clone().refresh_periodically(every));
     let sweep_every = Duration::from_millis(state.settings.orders.sweep_interval_ms);

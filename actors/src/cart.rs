@@ -9,16 +9,22 @@
 //! order the messages came, and a failed write is known before anything
 //! after it is sent.
 //!
-//! Every changed line carries the actor's change counter (`version`); the
-//! store keeps a line only if its version is newer than the stored one, so
-//! a late write can never roll a line back.
+//! Every changed line carries the actor's change counter (`version`) and
+//! the version of the line the actor last knew stored (`expected`); the
+//! store keeps a line only if its version is newer than the stored one (a
+//! late write can never roll a line back) and the stored one is no newer
+//! than expected (no actor writes over a change it has not seen).
 //!
-//! When a write fails, or the store finds a newer version of a line (written
-//! by another actor of the same shopper, e.g. on another node), memory and
-//! the database disagree: the actor answers everyone waiting with an error
-//! and stops, and the next request rebuilds it from the database. An actor
-//! that hears nothing for `idle_evict` stops too; it never stops with a
-//! write in flight.
+//! Several actors of one shopper can exist, one per node. Their counters
+//! are not ordered among each other, which is why a write names what it
+//! expects: a change another node committed is never overwritten by an
+//! actor that did not see it. When a write fails, or the store finds such a
+//! change (the actor's memory is stale), memory and the database disagree:
+//! the actor answers everyone waiting with an error and stops, and the next
+//! request rebuilds it from the database. So that this stays rare, a node
+//! that commits a change tells the others, and they send their actor of
+//! that shopper [`Evict`]. An actor that hears nothing for `idle_evict`
+//! stops too; it never stops with a write in flight.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -72,7 +78,18 @@ pub struct CartLimits {
 #[derive(Debug, Clone)]
 pub struct CartWrite {
     pub user_id: i64,
-    pub lines: Vec<CartLine>,
+    pub lines: Vec<LineWrite>,
+}
+
+/// One changed line and what the actor expects the database to hold.
+#[derive(Debug, Clone)]
+pub struct LineWrite {
+    pub line: CartLine,
+    /// The stored line's version when the actor last knew it (for a line it
+    /// never saw, the highest version of the cart when it was loaded). A
+    /// newer stored version was written by another actor of the shopper:
+    /// the line must not be stored.
+    pub expected: i64,
 }
 
 /// What the store did with one [`CartWrite`].
@@ -80,8 +97,8 @@ pub struct CartWrite {
 pub enum CartWriteOutcome {
     /// Every line is stored.
     Committed,
-    /// Some line was not stored: the database holds a newer version of it,
-    /// so this actor's memory is stale.
+    /// Some line was not stored: the database holds a version of it newer
+    /// than this actor's (or than it expected), so its memory is stale.
     Superseded,
 }
 
@@ -108,6 +125,10 @@ pub enum CartError {
     /// The change could not be written; the actor has stopped.
     #[error("write failed")]
     WriteFailed,
+    /// The actor was evicted before it read the message: nothing was done.
+    /// Ask the shopper's next actor once this one has stopped.
+    #[error("cart actor evicted")]
+    Evicted,
 }
 
 /// Answer channel of every cart message: the cart's lines once everything
@@ -180,11 +201,25 @@ pub struct GetCart {
     pub reply: CartReply,
 }
 
+/// Another node committed a change to this cart, so memory may be stale:
+/// the actor answers every later message with [`CartError::Evicted`], lets
+/// the writes it has accepted finish, and stops; the next request rebuilds
+/// the cart from the database.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Evict;
+
 /// A shopper's lines and change counter: the rules, apart from the actor.
 struct Cart {
     lines: HashMap<i64, CartLine>,
     version: i64,
     limits: CartLimits,
+    /// The version of each line (tombstones included) this actor knows the
+    /// database holds: as loaded, then as this actor wrote them.
+    stored: HashMap<i64, i64>,
+    /// The cart's highest version when it was loaded: any line not in
+    /// `stored` was at most this then.
+    loaded: i64,
 }
 
 impl Cart {
@@ -305,10 +340,19 @@ impl Cart {
         changed
     }
 
-    /// The lines changed after `version`, to write; forgets the tombstones
-    /// among them (once written, the database keeps them).
-    fn take_changes(&mut self, version: i64) -> Vec<CartLine> {
-        let changed = self.lines.values().filter(|line| line.version > version).cloned().collect();
+    /// The lines changed after `version`, to write, each with the version
+    /// it replaces; forgets the tombstones among them (once written, the
+    /// database keeps them).
+    fn take_changes(&mut self, version: i64) -> Vec<LineWrite> {
+        let changed = self
+            .lines
+            .values()
+            .filter(|line| line.version > version)
+            .map(|line| LineWrite {
+                line: line.clone(),
+                expected: self.stored.get(&line.sku_id).copied().unwrap_or(self.loaded),
+            })
+            .collect();
         self.lines.retain(|_, line| line.quantity > 0);
         changed
     }
@@ -338,6 +382,13 @@ impl Waiter {
     }
 }
 
+/// The write being committed: its callers, and its lines' `(sku_id,
+/// version)` to remember as stored once it commits.
+struct InFlight {
+    waiters: Vec<Waiter>,
+    lines: Vec<(i64, i64)>,
+}
+
 /// The actor owning one shopper's cart.
 pub struct CartActor<S: CartStore> {
     user_id: i64,
@@ -346,8 +397,10 @@ pub struct CartActor<S: CartStore> {
     written: i64,
     writer: WriterHandle<S>,
     mailbox_capacity: usize,
-    /// The callers of the write being committed, if one is.
-    in_flight: Option<Vec<Waiter>>,
+    /// The write being committed, if one is.
+    in_flight: Option<InFlight>,
+    /// [`Evict`] arrived: refuse new messages, stop once writes are done.
+    evicted: bool,
     /// The callers of the next write, gathered while one is in flight.
     next: Vec<Waiter>,
     last_message: Instant,
@@ -363,14 +416,16 @@ impl<S: CartStore> CartActor<S> {
         writer: WriterHandle<S>,
         mailbox_capacity: usize,
     ) -> Self {
+        let stored = snapshot.lines.iter().map(|line| (line.sku_id, line.version)).collect();
         let lines = snapshot.lines.into_iter().map(|line| (line.sku_id, line)).collect();
         Self {
             user_id,
-            cart: Cart { lines, version: snapshot.version, limits },
+            cart: Cart { lines, version: snapshot.version, limits, stored, loaded: snapshot.version },
             written: snapshot.version,
             writer,
             mailbox_capacity,
             in_flight: None,
+            evicted: false,
             next: Vec::new(),
             last_message: Instant::now(),
             on_stopped: None,
@@ -400,6 +455,10 @@ impl<S: CartStore> CartActor<S> {
         change: impl FnOnce(&mut Cart) -> Result<bool, CartError>,
     ) {
         self.last_message = Instant::now();
+        if self.evicted {
+            let _ = reply.send(Err(CartError::Evicted));
+            return;
+        }
         let (answer, changed) = match change(&mut self.cart) {
             Ok(changed) => (Ok(self.cart.contents()), changed),
             Err(error) => (Err(error), false),
@@ -413,7 +472,7 @@ impl<S: CartStore> CartActor<S> {
         } else if !self.next.is_empty() {
             self.next.push(waiter);
         } else if let Some(in_flight) = &mut self.in_flight {
-            in_flight.push(waiter);
+            in_flight.waiters.push(waiter);
         } else {
             waiter.answer();
         }
@@ -428,9 +487,10 @@ impl<S: CartStore> CartActor<S> {
             return;
         }
         self.written = self.cart.version;
+        let versions = lines.iter().map(|write| (write.line.sku_id, write.line.version)).collect();
         match self.writer.submit(CartWrite { user_id: self.user_id, lines }) {
             Ok(committed) => {
-                self.in_flight = Some(waiters);
+                self.in_flight = Some(InFlight { waiters, lines: versions });
                 // Wait without blocking the actor: changes arriving meanwhile
                 // gather in `next`.
                 ctx.spawn(committed.into_actor(self).map(|outcome, actor, ctx| {
@@ -448,12 +508,17 @@ impl<S: CartStore> CartActor<S> {
     }
 
     fn written(&mut self, outcome: Result<CartWriteOutcome, WriteError>, ctx: &mut Context<Self>) {
-        let waiters = self.in_flight.take().unwrap_or_default();
+        let InFlight { waiters, lines } =
+            self.in_flight.take().unwrap_or(InFlight { waiters: Vec::new(), lines: Vec::new() });
         match outcome {
             Ok(CartWriteOutcome::Committed) => {
+                self.cart.stored.extend(lines);
                 waiters.into_iter().for_each(Waiter::answer);
                 if !self.next.is_empty() {
                     self.write_next(ctx);
+                }
+                if self.evicted && self.in_flight.is_none() {
+                    ctx.stop();
                 }
             }
             Ok(CartWriteOutcome::Superseded) | Err(_) => self.give_up(waiters, CartError::WriteFailed, ctx),
@@ -547,5 +612,19 @@ impl<S: CartStore> Handler<GetCart> for CartActor<S> {
 
     fn handle(&mut self, msg: GetCart, ctx: &mut Self::Context) {
         self.run(ctx, msg.reply, |_| Ok(false));
+    }
+}
+
+impl<S: CartStore> Handler<Evict> for CartActor<S> {
+    type Result = ();
+
+    fn handle(&mut self, _: Evict, ctx: &mut Self::Context) {
+        self.evicted = true;
+        // With no write in flight nothing is pending (`next` only fills
+        // while one is); messages still queued are dropped unread, and
+        // their senders ask the next actor.
+        if self.in_flight.is_none() {
+            ctx.stop();
+        }
     }
 }

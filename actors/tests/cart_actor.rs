@@ -12,14 +12,14 @@ use actix::dev::SendError;
 use actix::{Addr, Arbiter};
 use actors::cart::{
     AddLine, CartActor, CartError, CartLimits, CartLine, CartReply, CartSnapshot, CartWrite,
-    CartWriteOutcome, ClearCart, GetCart, RemoveLines, SelectLines, SetLine, TakeUnits,
+    CartWriteOutcome, ClearCart, Evict, GetCart, RemoveLines, SelectLines, SetLine, TakeUnits,
 };
 use actors::writer::{spawn_writer, BatchStore, WriterConfig};
 use tokio::sync::oneshot;
 
 const USER: i64 = 42;
 
-/// Keeps lines by (user, SKU) under the same version rule as Postgres;
+/// Keeps lines by (user, SKU) under the same version rules as Postgres;
 /// can be told to fail every batch or to take its time.
 #[derive(Clone, Default)]
 struct MemoryStore {
@@ -51,10 +51,11 @@ impl BatchStore for MemoryStore {
             .map(|item| {
                 self.writes.fetch_add(1, Ordering::SeqCst);
                 let mut outcome = CartWriteOutcome::Committed;
-                for line in &item.lines {
+                for write in &item.lines {
+                    let line = &write.line;
                     let key = (item.user_id, line.sku_id);
                     match rows.get(&key) {
-                        Some(stored) if stored.version >= line.version => {
+                        Some(stored) if stored.version >= line.version || stored.version > write.expected => {
                             outcome = CartWriteOutcome::Superseded;
                         }
                         _ => {
@@ -247,6 +248,43 @@ async fn a_newer_stored_version_means_stale_memory_and_stops_the_actor() {
     assert_eq!(ask(&stale, add(1, 1)).await, Err(CartError::WriteFailed));
     wait_until(&stopped).await;
     assert_eq!(store.quantity(1), Some(3));
+}
+
+#[actix::test]
+async fn a_change_made_by_another_actor_is_never_overwritten_by_one_that_did_not_see_it() {
+    let store = MemoryStore::default();
+    // Two actors of one shopper (two nodes) start from the same empty cart.
+    let (a, _) = start(&store, CartSnapshot::default(), limits(10, 99), 100);
+    let (b, b_stopped) = start(&store, CartSnapshot::default(), limits(10, 99), 100);
+    ask(&a, add(1, 2)).await.unwrap();
+    // B's counter runs ahead of A's on other lines ...
+    for sku_id in 2..6 {
+        ask(&b, add(sku_id, 1)).await.unwrap();
+    }
+    // ... so a version rule alone would let it write SKU 1 over A's change.
+    assert_eq!(ask(&b, add(1, 1)).await, Err(CartError::WriteFailed), "B never saw A's line");
+    wait_until(&b_stopped).await;
+    assert_eq!(store.quantity(1), Some(2), "A's acknowledged change stays");
+    assert_eq!(store.quantity(5), Some(1), "lines B did know were written");
+}
+
+#[actix::test]
+async fn an_evicted_actor_finishes_its_write_refuses_what_comes_after_and_stops() {
+    let store = MemoryStore::default();
+    store.delay_ms.store(200, Ordering::SeqCst);
+    let (actor, stopped) = start(&store, CartSnapshot::default(), limits(10, 99), 100);
+    let (reply, in_flight) = oneshot::channel();
+    actor.try_send(AddLine { sku_id: 1, quantity: units(1), unit_price_cents: 500, reply }).unwrap();
+    actor.try_send(Evict).unwrap();
+    assert_eq!(ask(&actor, |reply| GetCart { reply }).await, Err(CartError::Evicted));
+    assert_eq!(in_flight.await.unwrap().unwrap().len(), 1, "the write in flight is answered");
+    wait_until(&stopped).await;
+    assert_eq!(store.quantity(1), Some(1));
+
+    // With nothing in flight it stops at once.
+    let (idle, idle_stopped) = start(&store, CartSnapshot::default(), limits(10, 99), 100);
+    idle.try_send(Evict).unwrap();
+    wait_until(&idle_stopped).await;
 }
 
 #[actix::test]

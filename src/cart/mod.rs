@@ -5,6 +5,8 @@
 //!
 //! # Layout
 //! - [`engine`]: the registry of cart actors and their writer.
+//! - [`news`]: telling other nodes whose carts changed, so they evict
+//!   their (now stale) actors of those shoppers.
 //! - [`service`]: what may be added, the priced cart view, and the calls
 //!   checkout makes ([`service::selected_lines`], [`service::take_bought`]).
 //! - [`store`]: the batch upsert, loading a cart, the SKUs behind lines.
@@ -12,5 +14,6 @@
 
 pub mod engine;
 pub mod handlers;
+pub mod news;
 pub mod service;
 pub mod store;

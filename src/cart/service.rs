@@ -31,6 +31,8 @@ impl From<CartError> for ApiError {
             }
             CartError::Overloaded => ApiError::new(ErrorCode::Overloaded).retry_after(1),
             CartError::WriteFailed => ApiError::unavailable(anyhow::anyhow!("a cart change was not stored")),
+            // The engine asks the next actor; past its attempts, a retry will.
+            CartError::Evicted => ApiError::unavailable(anyhow::anyhow!("the cart actor kept being evicted")),
         }
     }
 }
@@ -252,10 +254,12 @@ pub async fn select(
 }
 
 /// The selected lines of `user_id`'s cart as `(sku_id, quantity)`, for
-/// checkout: answered once every earlier change of the cart is committed.
-/// Lines are not checked for availability here.
+/// checkout: answered once every change of the cart committed before the
+/// call, on this node or another, is in it (see
+/// [`CartEngine::current`](super::engine::CartEngine::current)). Lines
+/// are not checked for availability here.
 pub async fn selected_lines(state: &AppState, user_id: i64) -> ApiResult<Vec<(i64, u32)>> {
-    let lines = state.carts.ask(user_id, |reply| GetCart { reply }).await?;
+    let lines = state.carts.current(user_id).await?;
     Ok(lines
         .into_iter()
         .filter(|line| line.selected && line.quantity > 0)

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::SystemTime;
 
-use actors::cart::{CartLine, CartSnapshot, CartWrite, CartWriteOutcome};
+use actors::cart::{CartLine, CartSnapshot, CartWrite, CartWriteOutcome, LineWrite};
 use actors::writer::BatchStore;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool};
@@ -18,8 +18,10 @@ use crate::storefront::store::ON_SALE;
 ///
 /// A whole batch is ONE upsert (one round trip, one transaction). A line is
 /// stored only if its version is newer than the stored one, so a late write
-/// never rolls a line back; a removed line is stored as a tombstone
-/// (quantity 0). Rows are de-duplicated per (user, SKU), keeping the highest
+/// never rolls a line back, and only if the stored one is no newer than the
+/// writing actor expected, so an actor on one node never overwrites a
+/// change made on another that it has not seen; a removed line is stored
+/// as a tombstone (quantity 0). Rows are de-duplicated per (user, SKU), keeping the highest
 /// version (Postgres refuses to update one row twice in one statement), and
 /// sorted, so concurrent batches lock rows in the same order.
 #[derive(Clone)]
@@ -44,6 +46,7 @@ ON CONFLICT (user_id, sku_id) DO UPDATE SET
     added_price_cents = EXCLUDED.added_price_cents, version = EXCLUDED.version,
     added_at = EXCLUDED.added_at, updated_at = now()
 WHERE c.version < EXCLUDED.version
+  AND c.version <= ($8::jsonb ->> (c.user_id || ' ' || c.sku_id))::int8
 RETURNING user_id, sku_id";
 
 impl BatchStore for PgCartLines {
@@ -51,12 +54,12 @@ impl BatchStore for PgCartLines {
     type Outcome = CartWriteOutcome;
 
     async fn write_batch(&self, items: &[CartWrite]) -> Result<Vec<CartWriteOutcome>, String> {
-        let mut rows: Vec<(i64, &CartLine)> =
+        let mut rows: Vec<(i64, &LineWrite)> =
             items.iter().flat_map(|item| item.lines.iter().map(move |line| (item.user_id, line))).collect();
         rows.sort_by(|(a_user, a), (b_user, b)| {
-            (a_user, a.sku_id).cmp(&(b_user, b.sku_id)).then(b.version.cmp(&a.version))
+            (a_user, a.line.sku_id).cmp(&(b_user, b.line.sku_id)).then(b.line.version.cmp(&a.line.version))
         });
-        rows.dedup_by_key(|(user_id, line)| (*user_id, line.sku_id));
+        rows.dedup_by_key(|(user_id, write)| (*user_id, write.line.sku_id));
         let n = rows.len();
         let mut user_id = Vec::with_capacity(n);
         let mut sku_id = Vec::with_capacity(n);
@@ -65,7 +68,10 @@ impl BatchStore for PgCartLines {
         let mut added_price = Vec::with_capacity(n);
         let mut version = Vec::with_capacity(n);
         let mut added_at = Vec::with_capacity(n);
-        for (user, line) in &rows {
+        // Looked up per updated row: a JSON object ("{user} {sku}" -> version)
+        // is a binary search where a second unnest would be a scan per row.
+        let mut expected = serde_json::Map::with_capacity(n);
+        for (user, LineWrite { line, expected: replaces }) in &rows {
             user_id.push(*user);
             sku_id.push(line.sku_id);
             quantity.push(i32::try_from(line.quantity).unwrap_or(i32::MAX));
@@ -73,11 +79,24 @@ impl BatchStore for PgCartLines {
             added_price.push(line.added_price_cents);
             version.push(line.version);
             added_at.push(DateTime::<Utc>::from(line.added_at));
+            expected.insert(format!("{user} {}", line.sku_id), Value::from(*replaces));
         }
         let client = self.pool.get().await.map_err(|e| format!("no connection: {e}"))?;
         let stmt = client.prepare_cached(WRITE_BATCH_SQL).await.map_err(|e| format!("{e:#}"))?;
         let stored = client
-            .query(&stmt, &[&user_id, &sku_id, &quantity, &selected, &added_price, &version, &added_at])
+            .query(
+                &stmt,
+                &[
+                    &user_id,
+                    &sku_id,
+                    &quantity,
+                    &selected,
+                    &added_price,
+                    &version,
+                    &added_at,
+                    &Value::Object(expected),
+                ],
+            )
             .await
             .map_err(|e| format!("{e:#}"))?
             .iter()
@@ -88,7 +107,7 @@ impl BatchStore for PgCartLines {
         Ok(items
             .iter()
             .map(|item| {
-                if item.lines.iter().all(|line| stored.contains(&(item.user_id, line.sku_id))) {
+                if item.lines.iter().all(|write| stored.contains(&(item.user_id, write.line.sku_id))) {
                     CartWriteOutcome::Committed
                 } else {
                     CartWriteOutcome::Superseded

@@ -4,8 +4,10 @@
 //! With `stock_authority = "redis"` each actor sells from a lease on the
 //! event's shared pool ([`super::pool`]), kept by a task per event
 //! ([`super::keeper`]); per-user limits are claimed in Redis before the
-//! actor is asked, and units of expired orders go back to the pool.
+//! actor is asked, together with the buy path's cluster-wide rate buckets,
+//! and units of expired orders go back to the pool.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,8 +20,8 @@ use dashmap::DashMap;
 use deadpool_postgres::Pool;
 
 use super::keeper::{self, Lease};
-use super::pool::{PoolNews, StockPool};
-use super::ratelimit::RateLimiter;
+use super::pool::{Claim, PoolNews, StockPool};
+use super::ratelimit::{BuyRates, RateLimiter};
 use super::store::{self, EventRow, PgReservations};
 use crate::config::{SeckillSettings, StockAuthority};
 use crate::error::{ApiError, ApiResult};
@@ -97,7 +99,8 @@ pub struct SeckillEngine {
     pool: Option<Arc<StockPool>>,
     /// Most requests parked per actor while its lease is refilled.
     park_capacity: usize,
-    /// Token buckets of the buy path.
+    /// This node's token buckets of the buy path (with a shared pool, the
+    /// cluster's are in Redis, behind these: see [`super::ratelimit`]).
     pub limiter: RateLimiter,
 }
 
@@ -289,18 +292,28 @@ impl SeckillEngine {
         }
     }
 
-    /// Counts `quantity` against the user's limit in the shared pool before
-    /// the actor is asked; `false` when the limit would be passed. Always
-    /// `true` without a pool (the actor checks the limit itself).
-    pub async fn claim_allowance(&self, live: &LiveEvent, user_id: i64, quantity: u32) -> ApiResult<bool> {
+    /// With a shared pool: takes the request's token of the cluster-wide
+    /// rate buckets of the user and the IP at `rates`, then counts
+    /// `quantity` against the user's limit, in one Redis round trip, before
+    /// the actor is asked (a rate-limited request claims nothing). Always
+    /// [`Claim::Claimed`] without a pool: the actor checks the limit itself
+    /// and the node's own buckets are the only ones.
+    pub async fn claim_allowance(
+        &self,
+        live: &LiveEvent,
+        user_id: i64,
+        ip: IpAddr,
+        quantity: u32,
+        rates: BuyRates,
+    ) -> ApiResult<Claim> {
         match (&self.pool, &live.lease) {
             (Some(pool), Some(lease)) => {
                 let limit = u32::try_from(live.event.per_user_limit).unwrap_or(0);
-                pool.claim(&lease.keys, user_id, quantity, limit)
+                pool.claim(&lease.keys, user_id, ip, quantity, limit, rates)
                     .await
                     .map_err(|e| ApiError::unavailable(anyhow::anyhow!("stock pool: {e}")))
             }
-            _ => Ok(true),
+            _ => Ok(Claim::Claimed),
         }
     }
 

@@ -8,8 +8,10 @@
 //! committed the order.
 //!
 //! With `stock_authority = "redis"` (several nodes), the per-user limit is
-//! first claimed in Redis, and the actor sells from its node's lease on the
-//! event's shared pool ([`pool`], kept by [`keeper`]).
+//! first claimed in Redis, in the same script as the cluster-wide token
+//! buckets (so those cost no extra round trip, but come after the purchase
+//! token check), and the actor sells from its node's lease on the event's
+//! shared pool ([`pool`], kept by [`keeper`]).
 
 pub mod engine;
 pub mod handlers;

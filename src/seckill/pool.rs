@@ -9,7 +9,10 @@
 //! - `…:leases`: hash node id -> units leased and not yet reported sold or
 //!   given back;
 //! - `…:expiry`: sorted set node id -> lease deadline (Unix ms, Redis's clock);
-//! - `…:users`: hash user id -> units the user holds, for per-user limits.
+//! - `…:users`: hash user id -> units the user holds, for per-user limits;
+//! - `…:rate:user:{user}`, `…:rate:ip:{ip}`: the buy path's cluster-wide
+//!   rate buckets (one number each, gone once full again; see
+//!   [`super::ratelimit`]), taken in the same script as the user's claim.
 //!
 //! Each operation is ONE Lua script, so it is atomic however many nodes
 //! race. Every change of the pool is published on `{prefix}seckill:stock`
@@ -18,15 +21,17 @@
 //! data; the database's CHECKs stay the final guard against overselling.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use actors::stock::PoolLevel;
 use redis::{Script, ScriptInvocation};
 
+use super::ratelimit::{BuyRates, RateKey, SharedRate, GCRA};
 use super::store::EventRow;
 use crate::config::SeckillSettings;
 use crate::kv::Kv;
 
-/// Helpers every script starts with. KEYS are always the five keys of one
+/// Helpers every script starts with. KEYS start with the five keys of one
 /// event (pool, seq, leases, expiry, users); ARGV starts with the channel,
 /// the event id and the keys' expiry (Unix seconds, 0 = leave it).
 const PRELUDE: &str = r"
@@ -137,9 +142,21 @@ if total > 0 then l = pool_add(total) else l = level() end
 return {total, l[1], l[2]}
 ";
 
-/// ARGV 4: user, 5: units, 6: limit. Adds the units to the user's count
-/// only if that stays within the limit: 1 if added, 0 if refused.
+/// KEYS 6, 7: the shopper's and the IP's cluster-wide rate buckets (see
+/// [`GCRA`]). ARGV 4: user, 5: units, 6: limit, 7 and 8: the user
+/// bucket's interval and window (µs), 9 and 10: the IP bucket's. A request
+/// over either rate is refused (-1) with nothing spent, so it costs the
+/// shopper no allowance. Otherwise it takes its token of each bucket (the
+/// request was made, whether or not the limit then refuses it), and adds
+/// the units to the user's count only if that stays within the limit: 1 if
+/// added, 0 if refused.
 const CLAIM: &str = r"
+local now = now_us()
+local user_ok, user_tat = gcra(KEYS[6], tonumber(ARGV[7]), tonumber(ARGV[8]), now)
+local ip_ok, ip_tat = gcra(KEYS[7], tonumber(ARGV[9]), tonumber(ARGV[10]), now)
+if not (user_ok and ip_ok) then return -1 end
+gcra_spend(KEYS[6], user_tat, now)
+gcra_spend(KEYS[7], ip_tat, now)
 local after = tonumber(redis.call('HGET', KEYS[5], ARGV[4]) or '0') + tonumber(ARGV[5])
 if after > tonumber(ARGV[6]) then return 0 end
 redis.call('HSET', KEYS[5], ARGV[4], after)
@@ -238,7 +255,7 @@ impl StockPool {
                 give_back: script(GIVE_BACK),
                 report_sold: script(REPORT_SOLD),
                 reclaim: script(RECLAIM),
-                claim: script(CLAIM),
+                claim: Script::new(&format!("{PRELUDE}{GCRA}{CLAIM}")),
                 unclaim: script(UNCLAIM),
                 release: script(RELEASE),
             },
@@ -354,12 +371,32 @@ impl StockPool {
         moved(keys, invocation.invoke_async(&mut self.kv.conn()).await?)
     }
 
-    /// Counts `units` against `user`'s `limit`; `false` if that would pass it.
-    pub async fn claim(&self, keys: &PoolKeys, user: i64, units: u32, limit: u32) -> Result<bool, PoolError> {
+    /// Takes a token of the cluster-wide buckets of `user` and `ip` at
+    /// `rates`, then counts `units` against `user`'s `limit`, in one script.
+    pub async fn claim(
+        &self,
+        keys: &PoolKeys,
+        user: i64,
+        ip: IpAddr,
+        units: u32,
+        limit: u32,
+        rates: BuyRates,
+    ) -> Result<Claim, PoolError> {
+        let event_id = keys.event_id;
         let mut invocation = self.invocation(&self.scripts.claim, keys);
+        invocation
+            .key(self.kv.key(RateKey::User { event_id, user_id: user }.shared_name()))
+            .key(self.kv.key(RateKey::Ip { event_id, ip }.shared_name()));
         invocation.arg(user).arg(units).arg(limit);
+        for rate in [SharedRate::per_sec(rates.user), SharedRate::per_sec(rates.ip)] {
+            invocation.arg(rate.interval_us).arg(rate.window_us);
+        }
         let claimed: i64 = invocation.invoke_async(&mut self.kv.conn()).await?;
-        Ok(claimed == 1)
+        Ok(match claimed {
+            1 => Claim::Claimed,
+            0 => Claim::LimitReached,
+            _ => Claim::RateLimited,
+        })
     }
 
     /// Undoes a [`claim`](Self::claim) whose order was not written.
@@ -376,6 +413,18 @@ impl StockPool {
         invocation.arg(user).arg(units);
         moved(keys, invocation.invoke_async(&mut self.kv.conn()).await?)
     }
+}
+
+/// How a claim on a shopper's allowance was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The units are counted against the shopper's limit.
+    Claimed,
+    /// They would pass the per-user limit; nothing was counted.
+    LimitReached,
+    /// The shopper or the IP is over its rate across the cluster; nothing
+    /// was counted or spent.
+    RateLimited,
 }
 
 /// Reads a script's `{units, pool, seq}` answer.
@@ -478,6 +527,14 @@ mod tests {
         (m.units, m.pool.units)
     }
 
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    /// Whether a claim with no rate limits went through.
+    async fn claimed(pool: &StockPool, keys: &PoolKeys, user: i64, units: u32, limit: u32) -> bool {
+        let rates = BuyRates { user: 0, ip: 0 };
+        pool.claim(keys, user, IP, units, limit, rates).await.unwrap() == Claim::Claimed
+    }
+
     #[tokio::test]
     async fn only_the_first_loader_initialises_and_leases_come_in_chunks_until_the_pool_is_empty() {
         let prefix = prefix();
@@ -542,20 +599,75 @@ mod tests {
         let pool = node(&prefix, 10, 10_000).await;
         let keys = keys(&pool);
         pool.init(&keys, 10, &HashMap::from([(7, 2)])).await.unwrap();
-        assert!(!pool.claim(&keys, 7, 1, 2).await.unwrap(), "counts from the database are loaded");
-        assert!(pool.claim(&keys, 8, 1, 2).await.unwrap());
-        assert!(!pool.claim(&keys, 8, 2, 2).await.unwrap(), "1 + 2 > 2: refused, and nothing added");
-        assert!(pool.claim(&keys, 8, 1, 2).await.unwrap());
+        assert!(!claimed(&pool, &keys, 7, 1, 2).await, "counts from the database are loaded");
+        assert!(claimed(&pool, &keys, 8, 1, 2).await);
+        assert!(!claimed(&pool, &keys, 8, 2, 2).await, "1 + 2 > 2: refused, and nothing added");
+        assert!(claimed(&pool, &keys, 8, 1, 2).await);
         pool.unclaim(&keys, 8, 1).await.unwrap();
-        assert!(pool.claim(&keys, 8, 1, 2).await.unwrap(), "an undone claim frees the allowance");
+        assert!(claimed(&pool, &keys, 8, 1, 2).await, "an undone claim frees the allowance");
 
         pool.lease(&keys).await.unwrap();
         pool.report_sold(&keys, 2).await.unwrap();
         let released = pool.release(&pool.keys_of(1, 0), 7, 2).await.unwrap();
         assert_eq!(units(released), (2, 2), "an expired order's units go back to the pool");
-        assert!(pool.claim(&keys, 7, 2, 2).await.unwrap(), "and to the user's allowance");
+        assert!(claimed(&pool, &keys, 7, 2, 2).await, "and to the user's allowance");
         forget(&pool, &prefix).await;
         assert!(matches!(pool.release(&keys, 7, 1).await, Err(PoolError::Missing(1))));
+    }
+
+    #[tokio::test]
+    async fn the_rate_buckets_are_shared_by_the_nodes_and_a_refusal_spends_nothing() {
+        let prefix = prefix();
+        let (a, b) = (node(&prefix, 10, 10_000).await, node(&prefix, 10, 10_000).await);
+        let keys = keys(&a);
+        a.init(&keys, 1000, &HashMap::new()).await.unwrap();
+        // 2/s per user (a burst of 4), IPs unlimited; requests alternate between the nodes.
+        let rates = BuyRates { user: 2, ip: 0 };
+        let mut answers = Vec::new();
+        for n in 0..10 {
+            let node = if n % 2 == 0 { &a } else { &b };
+            answers.push(node.claim(&keys, 7, IP, 1, 100, rates).await.unwrap());
+        }
+        let granted = answers.iter().filter(|c| **c == Claim::Claimed).count();
+        assert_eq!(granted, 4, "the burst once for both nodes: {answers:?}");
+        assert_eq!(answers[4..], [Claim::RateLimited; 6]);
+        assert!(claimed(&a, &keys, 7, 96, 100).await, "rate-limited requests claimed no units");
+        assert_eq!(
+            b.claim(&keys, 8, IP, 1, 100, rates).await.unwrap(),
+            Claim::Claimed,
+            "buckets are per user"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        assert_eq!(a.claim(&keys, 9, IP, 1, 1, rates).await.unwrap(), Claim::Claimed);
+        assert_eq!(
+            a.claim(&keys, 9, IP, 1, 1, rates).await.unwrap(),
+            Claim::LimitReached,
+            "past the rate, the limit is checked"
+        );
+        assert_eq!(
+            b.claim(&keys, 7, IP, 1, 200, rates).await.unwrap(),
+            Claim::Claimed,
+            "one token back after half a second"
+        );
+        assert_eq!(b.claim(&keys, 7, IP, 1, 200, rates).await.unwrap(), Claim::RateLimited);
+
+        // 1/s per IP: the IP's burst of 2 is shared by every user behind it.
+        let by_ip = BuyRates { user: 0, ip: 1 };
+        let ip = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
+        let mut ip_answers = Vec::new();
+        for user in 20..24 {
+            let node = if user % 2 == 0 { &a } else { &b };
+            ip_answers.push(node.claim(&keys, user, ip, 1, 1, by_ip).await.unwrap());
+        }
+        assert_eq!(ip_answers, [Claim::Claimed, Claim::Claimed, Claim::RateLimited, Claim::RateLimited]);
+        let mut conn = a.kv.conn();
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(a.kv.key(RateKey::Ip { event_id: 1, ip }.shared_name()))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!((1..=2000).contains(&ttl), "a bucket key expires once full again: {ttl} ms");
+        forget(&a, &prefix).await;
     }
 
     #[tokio::test]

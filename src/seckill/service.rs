@@ -14,7 +14,8 @@ use tokio::sync::oneshot;
 use utoipa::ToSchema;
 
 use super::engine::{GateChange, LiveEvent};
-use super::ratelimit::RateKey;
+use super::pool::Claim;
+use super::ratelimit::{BuyRates, RateKey};
 use super::store::{self, EventRow, NewEvent};
 use super::token;
 use crate::audit::Actor;
@@ -199,12 +200,14 @@ pub async fn buy(state: &AppState, event_id: i64, req: BuyRequest) -> ApiResult<
         ));
     }
     let settings = &state.settings.seckill;
-    let user_rate = rate(live.event.user_rate_per_sec, settings.user_rate_per_sec);
-    let ip_rate = rate(live.event.ip_rate_per_sec, settings.ip_rate_per_sec);
+    let rates = BuyRates {
+        user: rate(live.event.user_rate_per_sec, settings.user_rate_per_sec),
+        ip: rate(live.event.ip_rate_per_sec, settings.ip_rate_per_sec),
+    };
     let instant = Instant::now();
     let limiter = &state.seckill.limiter;
-    if !limiter.allow(RateKey::User { event_id, user_id: req.user_id }, user_rate, instant)
-        || !limiter.allow(RateKey::Ip { event_id, ip: req.ip }, ip_rate, instant)
+    if !limiter.allow(RateKey::User { event_id, user_id: req.user_id }, rates.user, instant)
+        || !limiter.allow(RateKey::Ip { event_id, ip: req.ip }, rates.ip, instant)
     {
         return Err(count(&live, state, ErrorCode::RateLimited));
     }
@@ -216,15 +219,21 @@ pub async fn buy(state: &AppState, event_id: i64, req: BuyRequest) -> ApiResult<
             return Err(count(&live, state, ErrorCode::PurchaseTokenInvalid));
         }
     }
-    if !state.seckill.claim_allowance(&live, req.user_id, req.quantity).await? {
-        // A retry (possibly sent to another node) of a request that
-        // succeeded has used the allowance already: answer with its order.
-        if let Some(key) = &req.idempotency_key {
-            if let Ok(bought) = replay(state, &live, req.user_id, key).await {
-                return Ok(bought);
+    // With a shared pool this also takes the cluster-wide rate buckets'
+    // tokens (the node's own, above, let it through).
+    match state.seckill.claim_allowance(&live, req.user_id, req.ip, req.quantity, rates).await? {
+        Claim::Claimed => {}
+        Claim::RateLimited => return Err(count(&live, state, ErrorCode::RateLimited)),
+        Claim::LimitReached => {
+            // A retry (possibly sent to another node) of a request that
+            // succeeded has used the allowance already: answer with its order.
+            if let Some(key) = &req.idempotency_key {
+                if let Ok(bought) = replay(state, &live, req.user_id, key).await {
+                    return Ok(bought);
+                }
             }
+            return Err(count(&live, state, ErrorCode::LimitReached));
         }
-        return Err(count(&live, state, ErrorCode::LimitReached));
     }
     let reserved = reserve(state, &live, &req, now).await;
     // Only an order that exists (or may) keeps its claim on the allowance.

@@ -19,6 +19,7 @@ mod finance;
 mod helpers;
 mod lease;
 mod menu;
+mod nodes;
 mod order;
 mod pay_account;
 mod payment;
