@@ -59,7 +59,8 @@ pub struct Metrics {
     /// Chat requests this node forwarded to the owner of their conversation.
     pub chat_forwarded: IntCounter,
     /// Chat events not handed to the other nodes (the publishing queue was
-    /// full): their receivers there get messages only on resume.
+    /// full, or Redis failed twice): their receivers there get a message
+    /// when the next one of its conversation arrives, or on resume.
     pub chat_events_dropped: IntCounter,
 }
 
@@ -134,7 +135,7 @@ impl Metrics {
         )?;
         let chat_events_dropped = IntCounter::new(
             "chat_events_dropped_total",
-            "Chat events not published to other nodes because the queue was full",
+            "Chat events not published to other nodes (queue full, or Redis failed twice)",
         )?;
         registry.register(Box::new(chat_batch_rows.clone()))?;
         registry.register(Box::new(chat_commit_seconds.clone()))?;

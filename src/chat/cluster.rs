@@ -45,6 +45,10 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
 const OUTBOX_CAPACITY: usize = 20_000;
 /// Publications sent to Redis in one pipeline at most.
 const PUBLISH_BATCH: usize = 256;
+/// Index of the events channel among the two a node hears.
+const EVENTS_CHANNEL: usize = 0;
+/// Index of the node's own channel (requests and answers).
+const NODE_CHANNEL: usize = 1;
 
 /// Takes (or renews) ownership of KEYS for ARGV[1] unless another node
 /// holds them; answers each key's owner, `+` when ARGV[1] just took it
@@ -135,8 +139,9 @@ pub struct ChatLink {
     owner_ttl: Duration,
     outbox: mpsc::Sender<(String, String)>,
     pending: DashMap<u64, oneshot::Sender<Result<Option<Ack>, ChatError>>>,
-    /// Subscriptions made since start (both channels: ready to serve).
-    subscribed: tokio::sync::watch::Sender<usize>,
+    /// Which of the two channels (events, this node's) has been heard
+    /// since start: both, and the node is ready to serve.
+    subscribed: tokio::sync::watch::Sender<[bool; 2]>,
     next_request: AtomicU64,
     claim: redis::Script,
     let_go: redis::Script,
@@ -159,7 +164,7 @@ impl ChatLink {
             owner_ttl,
             outbox,
             pending: DashMap::new(),
-            subscribed: tokio::sync::watch::Sender::new(0),
+            subscribed: tokio::sync::watch::Sender::new([false; 2]),
             next_request: AtomicU64::new(1),
             claim: redis::Script::new(CLAIM),
             let_go: redis::Script::new(LET_GO),
@@ -215,9 +220,16 @@ impl ChatLink {
         self.publish(self.events_channel(), &wire);
     }
 
-    /// Has every other node's owner of the conversation reload it.
+    /// Has every other node's owner of the conversation reload it. Never
+    /// dropped for a full queue (it waits for room): a missed `forget`
+    /// would leave an owner serving stale members or status.
     pub fn publish_forget(&self, conversation_id: i64) {
-        self.publish(self.events_channel(), &Wire::Forget { from: self.node.to_string(), conversation_id });
+        let wire = Wire::Forget { from: self.node.to_string(), conversation_id };
+        let Ok(payload) = serde_json::to_string(&wire) else { return };
+        let (outbox, channel) = (self.outbox.clone(), self.events_channel());
+        actix_web::rt::spawn(async move {
+            let _ = outbox.send((channel, payload)).await;
+        });
     }
 
     /// Claims (or renews) `ids` for this node: whose each one is. Fails
@@ -267,7 +279,7 @@ impl ChatLink {
     /// forward and no request for a conversation it claims goes unheard.
     pub async fn ready(&self) {
         let mut subscribed = self.subscribed.subscribe();
-        let _ = subscribed.wait_for(|n| *n >= 2).await;
+        let _ = subscribed.wait_for(|heard| heard.iter().all(|h| *h)).await;
     }
 
     /// Leaves the cluster on a clean stop: gives up `owned` and this
@@ -331,10 +343,10 @@ impl ChatLink {
         let (link, node_engine) = (self.clone(), engine.clone());
         actix_web::rt::spawn(async move {
             let kv = link.kv.clone();
-            kv.follow(&mine, async |signal| link.hear(&node_engine, signal)).await;
+            kv.follow(&mine, async |signal| link.hear(&node_engine, NODE_CHANNEL, signal)).await;
         });
         let kv = self.kv.clone();
-        kv.follow(&events, async |signal| self.hear(&engine, signal)).await;
+        kv.follow(&events, async |signal| self.hear(&engine, EVENTS_CHANNEL, signal)).await;
     }
 
     /// Keeps this node's presence keys alive: agents connected here count
@@ -368,11 +380,11 @@ impl ChatLink {
     }
 
     /// Acts on one publication from another node.
-    fn hear(self: &Arc<Self>, engine: &Arc<ChatEngine>, signal: Signal) {
+    fn hear(self: &Arc<Self>, engine: &Arc<ChatEngine>, channel: usize, signal: Signal) {
         let payload = match signal {
             Signal::Message(payload) => payload,
             Signal::Resync => {
-                self.subscribed.send_modify(|n| *n += 1);
+                self.subscribed.send_modify(|heard| heard[channel] = true);
                 // A `forget` may have been missed: reload every conversation
                 // before its next use. (A missed message is filled in by the
                 // receiving connection when the next one arrives; a missed
@@ -452,7 +464,13 @@ async fn publish_all(kv: Kv, mut queued: mpsc::Receiver<(String, String)>, dropp
         for (channel, payload) in batch.drain(..) {
             pipe.publish(channel, payload).ignore();
         }
-        if let Err(error) = pipe.query_async::<()>(&mut kv.conn()).await {
+        // One retry: a reconnecting Redis connection fails the first try.
+        let mut published = pipe.query_async::<()>(&mut kv.conn()).await;
+        if published.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            published = pipe.query_async::<()>(&mut kv.conn()).await;
+        }
+        if let Err(error) = published {
             dropped.inc_by(n as u64);
             tracing::warn!(%error, "cannot publish chat events to other nodes");
         }

@@ -2,7 +2,7 @@
 //! loading a conversation for its shard, conversations, members and
 //! history.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use actors::chat::{ChatWrite, ChatWritten, ConversationSnapshot, Written};
 use actors::writer::BatchStore;
@@ -166,15 +166,17 @@ impl<'a> MessageColumns<'a> {
 type Stored = (HashMap<(i64, i64), i64>, HashMap<(i64, i64, String), Written>);
 
 /// Writes one batch: in a transaction when it has both messages and read
-/// receipts, else as the one statement it is. `tolerant` skips messages
-/// whose client id is already stored (see [`INSERT_MESSAGES_SQL`]).
+/// receipts or is `tolerant`, else as the one statement it is. `tolerant`
+/// skips messages whose client id is already stored (see
+/// [`INSERT_MESSAGES_SQL`]) and whole conversations of which a seq was
+/// taken.
 async fn write_batch_once(
     client: &mut deadpool_postgres::Client,
     messages: &MessageColumns<'_>,
     reads: &BTreeMap<(i64, i64), i64>,
     tolerant: bool,
 ) -> Result<Stored, tokio_postgres::Error> {
-    if messages.conversation.is_empty() || reads.is_empty() {
+    if !tolerant && (messages.conversation.is_empty() || reads.is_empty()) {
         return write(&*client, messages, reads, tolerant).await;
     }
     let tx = client.transaction().await?;
@@ -210,6 +212,7 @@ async fn write(
                 };
                 duplicates.insert((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?), written);
             }
+            take_back_taken(db, messages, &mut ids, &duplicates).await?;
         }
     }
     if !reads.is_empty() {
@@ -223,6 +226,45 @@ async fn write(
         db.execute(&stmt, &[&c, &u, &s]).await?;
     }
     Ok((ids, duplicates))
+}
+
+/// A conversation whose write found one of its seqs taken by another writer
+/// is written not at all: the rows of it this batch inserted are deleted
+/// again (inside the batch's transaction), so its sends stay unacked, in
+/// order, for their retries.
+async fn take_back_taken(
+    db: &impl GenericClient,
+    messages: &MessageColumns<'_>,
+    ids: &mut HashMap<(i64, i64), i64>,
+    duplicates: &HashMap<(i64, i64, String), Written>,
+) -> Result<(), tokio_postgres::Error> {
+    let taken: HashSet<i64> = (0..messages.conversation.len())
+        .filter(|&i| {
+            let (conversation, seq) = (messages.conversation[i], messages.seq[i]);
+            !ids.contains_key(&(conversation, seq))
+                && !duplicates.contains_key(&(
+                    conversation,
+                    messages.sender[i],
+                    messages.client_id[i].to_owned(),
+                ))
+        })
+        .map(|i| messages.conversation[i])
+        .collect();
+    if taken.is_empty() {
+        return Ok(());
+    }
+    let mut inserted = Vec::new();
+    ids.retain(|(conversation, _), id| {
+        let keep = !taken.contains(conversation);
+        if !keep {
+            inserted.push(*id);
+        }
+        keep
+    });
+    if !inserted.is_empty() {
+        db.execute("DELETE FROM messages WHERE id = ANY($1)", &[&inserted]).await?;
+    }
+    Ok(())
 }
 
 impl PgChat {

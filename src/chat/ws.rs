@@ -40,8 +40,9 @@ use crate::validate::is_http_url;
 const MAX_RESUME_CONVERSATIONS: usize = 200;
 /// Longest client message id.
 const MAX_CLIENT_MSG_ID: usize = 64;
-/// Latest sends a connection remembers, so a fill does not echo them back.
-const OWN_REMEMBERED: usize = 32;
+/// Own acked messages a connection remembers per conversation above the
+/// last one it was sent, so a fill does not echo them back.
+const OWN_REMEMBERED: usize = 64;
 /// Longest text message, in characters.
 const MAX_TEXT_CHARS: usize = 2000;
 
@@ -189,8 +190,11 @@ fn error_code(error: &ChatError) -> ErrorCode {
 }
 
 /// What a connection has sent of one conversation. Live messages arrive
-/// in seq order from the moment the connection registered, so everything
-/// from the first live one up was sent live; a resume fills in below it.
+/// in seq order from the moment the connection registered, and a gap after
+/// a known position (a live or resumed message) is filled from the
+/// database before the message after it, so everything from the first
+/// live one up was sent; a resume fills in below it. The connection's own
+/// acked messages count as sent.
 #[derive(Default)]
 struct Sent {
     /// The highest seq sent.
@@ -199,13 +203,15 @@ struct Sent {
     first_live: Option<i64>,
     /// The highest seq sent by a resume.
     resumed: i64,
+    /// Seqs of the connection's own acked messages above `max`.
+    own_above: Vec<i64>,
 }
 
 impl Sent {
     /// Whether to send message `seq` (and note it as sent).
     fn take(&mut self, seq: i64, live: bool) -> bool {
         let fresh = if live {
-            seq > self.max
+            seq > self.max && !self.own_above.contains(&seq)
         } else {
             seq > self.resumed && self.first_live.is_none_or(|first| seq < first)
         };
@@ -215,9 +221,37 @@ impl Sent {
             } else {
                 self.resumed = seq;
             }
-            self.max = self.max.max(seq);
+            self.raise(seq);
         }
         fresh
+    }
+
+    /// Whether a position is known from which a gap can be told.
+    fn has_baseline(&self) -> bool {
+        self.first_live.is_some() || self.resumed > 0
+    }
+
+    /// Notes the connection's own message `seq` (acked) as sent.
+    fn own(&mut self, seq: i64) {
+        if seq > self.max && !self.own_above.contains(&seq) {
+            if self.own_above.len() >= OWN_REMEMBERED {
+                self.own_above.sort_unstable();
+                self.own_above.remove(0);
+            }
+            self.own_above.push(seq);
+        }
+        self.raise(self.max);
+    }
+
+    /// Raises `max` to `seq`, then over own messages right above it.
+    fn raise(&mut self, seq: i64) {
+        self.max = self.max.max(seq);
+        while let Some(i) = self.own_above.iter().position(|own| *own == self.max + 1) {
+            self.max += 1;
+            self.own_above.swap_remove(i);
+        }
+        let max = self.max;
+        self.own_above.retain(|own| *own > max);
     }
 }
 
@@ -239,9 +273,9 @@ pub struct ChatConnection {
     held: Vec<Event>,
     /// Sends waiting for their ack.
     in_flight: usize,
-    /// This connection's latest sends (conversation, client id): a fill
-    /// does not echo them back.
-    own: VecDeque<(i64, Box<str>)>,
+    /// This connection's sends waiting for their ack (conversation, client
+    /// id): a fill does not echo them back.
+    unacked: VecDeque<(i64, Box<str>)>,
 }
 
 impl ChatConnection {
@@ -258,7 +292,7 @@ impl ChatConnection {
             resuming: 0,
             held: Vec::new(),
             in_flight: 0,
-            own: VecDeque::new(),
+            unacked: VecDeque::new(),
         }
     }
 
@@ -302,7 +336,7 @@ impl ChatConnection {
             Event::Message(message) => {
                 let draft = &message.draft;
                 let sent = self.sent.entry(draft.conversation_id).or_default();
-                if sent.first_live.is_some() && draft.seq > sent.max + 1 {
+                if sent.has_baseline() && draft.seq > sent.max + 1 && !sent.own_above.contains(&draft.seq) {
                     let after = sent.max;
                     return self.fill(ctx, draft.conversation_id, after, event.clone());
                 }
@@ -453,19 +487,18 @@ impl ChatConnection {
             );
         }
         self.in_flight += 1;
-        if self.own.len() >= OWN_REMEMBERED {
-            self.own.pop_front();
-        }
-        self.own.push_back((conversation_id, client_msg_id.clone()));
+        self.unacked.push_back((conversation_id, client_msg_id.clone()));
         ctx.spawn(answer.into_actor(self).map(move |answer, conn, ctx| {
             conn.in_flight -= 1;
+            if let Some(i) =
+                conn.unacked.iter().position(|(c, id)| *c == conversation_id && **id == *client_msg_id)
+            {
+                conn.unacked.remove(i);
+            }
             match answer {
                 Ok(Ok(Ack { conversation_id, id, seq, created_at })) => {
                     // Its own message is one this connection need not be sent.
-                    let sent = conn.sent.entry(conversation_id).or_default();
-                    if sent.first_live.is_some() && seq == sent.max + 1 {
-                        sent.max = seq;
-                    }
+                    conn.sent.entry(conversation_id).or_default().own(seq);
                     ctx.text(render(&ServerFrame::Ack {
                         conversation_id,
                         client_msg_id: &client_msg_id,
@@ -601,7 +634,7 @@ impl ChatConnection {
                     let user_id = conn.user.user_id;
                     for message in &messages {
                         let own = message.sender_id == user_id
-                            && conn.own.iter().any(|(conversation, client_msg_id)| {
+                            && conn.unacked.iter().any(|(conversation, client_msg_id)| {
                                 *conversation == conversation_id && **client_msg_id == *message.client_msg_id
                             });
                         if !own {
@@ -615,8 +648,8 @@ impl ChatConnection {
                     // page, the held message starts the next fill.
                     let sent = conn.sent.entry(conversation_id).or_default();
                     match messages.last() {
-                        Some(last) if messages.len() as i64 >= limit => sent.max = sent.max.max(last.seq),
-                        _ => sent.max = sent.max.max(seq - 1),
+                        Some(last) if messages.len() as i64 >= limit => sent.raise(last.seq),
+                        _ => sent.raise(seq - 1),
                     }
                 }
                 Err(err) => {
@@ -860,6 +893,27 @@ mod tests {
         assert!(sent.take(13, true));
         // A second, overlapping resume repeats nothing.
         assert!((9..=13).all(|seq| !sent.take(seq, false)));
+    }
+
+    #[test]
+    fn own_acked_messages_count_as_sent_once_what_is_below_them_was() {
+        let mut sent = Sent::default();
+        assert!(sent.take(1, true));
+        // This connection's own 3 is acked before 2 reaches it.
+        sent.own(3);
+        assert_eq!(sent.max, 1);
+        assert!(sent.take(2, true));
+        assert_eq!(sent.max, 3);
+        assert!(!sent.take(3, true));
+        assert!(sent.take(4, true));
+    }
+
+    #[test]
+    fn a_resume_gives_a_position_to_tell_gaps_from() {
+        let mut sent = Sent::default();
+        assert!(!sent.has_baseline());
+        assert!(sent.take(5, false));
+        assert!(sent.has_baseline());
     }
 
     #[test]

@@ -304,11 +304,9 @@ async fn a_retry_the_shard_forgot_is_found_in_the_database_and_not_stored_again(
 
     // The retry fails the plain insert on the client id; the batch is
     // written again skipping it, and the stored one is answered.
-    let retry = shopper_ws.say(id, "r-1", "first").await;
-    // created_at as Postgres stored it: microseconds, where the first ack
-    // had the shard's nanoseconds.
-    let fields = |ack: &Value| (ack["id"].clone(), ack["seq"].clone(), ack["client_msg_id"].clone());
-    assert_eq!(fields(&retry), fields(&first));
+    // The very same ack (the shard stamps messages in microseconds, as
+    // Postgres stores them).
+    assert_eq!(shopper_ws.say(id, "r-1", "first").await, first);
     let next = shopper_ws.say(id, "r-2", "second").await;
     assert_eq!(next["seq"], 3, "the retry drew seq 2, left unused");
     assert_eq!(app.count("messages").await, 2);
@@ -331,20 +329,9 @@ async fn a_reconnecting_client_gets_exactly_the_messages_it_missed() {
     }
 
     let mut agent_ws = Ws::connect(&app, &agent).await;
-    agent_ws.send(json!({"type": "resume", "conversations": [{"conversation_id": id, "last_seq": 2}]})).await;
-    let mut seqs = Vec::new();
-    loop {
-        let frame = agent_ws.next_within(Duration::from_secs(10)).await.expect("frame");
-        match frame["type"].as_str() {
-            Some("deliver") => seqs.push(frame["seq"].as_i64().unwrap()),
-            Some("resumed") => {
-                assert_eq!((frame["last_seq"].as_i64(), frame["more"].as_bool()), (Some(5), Some(false)));
-                break;
-            }
-            _ => {}
-        }
-    }
+    let (seqs, done) = resumed(&mut agent_ws, id, 2).await;
     assert_eq!(seqs, vec![3, 4, 5]);
+    assert_eq!((done["last_seq"].as_i64(), done["more"].as_bool()), (Some(5), Some(false)));
     // Live again afterwards, and nothing twice.
     shopper_ws.say(id, "m6", "message 6").await;
     assert_eq!(agent_ws.next_of("deliver").await["seq"], 6);
@@ -793,4 +780,52 @@ async fn a_seq_taken_by_another_writer_is_refused_for_a_retry_and_the_conversati
         delivered.push(agent_ws.next_of("deliver").await["seq"].as_i64().unwrap());
     }
     assert_eq!(delivered, vec![1, 2, 3]);
+}
+
+#[actix_web::test]
+async fn a_write_with_one_seq_taken_stores_none_of_its_conversation_and_all_of_the_others() {
+    use actors::chat::{ChatWrite, ChatWritten, MessageDraft, MessageKind};
+    use actors::writer::BatchStore;
+    use std::sync::Arc;
+
+    let app = spawn_app().await;
+    let draft = |conversation_id: i64, seq: i64, client: &str| {
+        Arc::new(MessageDraft {
+            conversation_id,
+            seq,
+            sender_id: 7,
+            client_msg_id: client.into(),
+            kind: MessageKind::Text,
+            payload: r#"{"text": "hi"}"#.into(),
+            created_at: std::time::SystemTime::now(),
+        })
+    };
+    let client = app.db.get().await.unwrap();
+    // Another writer holds seq 2 of conversation 1.
+    client
+        .execute(
+            "INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, kind, payload)
+             VALUES (1, 2, 8, 'other', 'text', '{\"text\": \"other\"}')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let store = rs_cms::chat::store::PgChat::new(app.db.clone());
+    let written = store
+        .write_batch(&[
+            ChatWrite::Messages(vec![draft(1, 2, "a"), draft(1, 3, "b")]),
+            ChatWrite::Messages(vec![draft(2, 1, "c")]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(written[0], ChatWritten::SeqTaken);
+    assert!(matches!(&written[1], ChatWritten::Messages(m) if m.len() == 1 && !m[0].duplicate));
+    let stored: Vec<(i64, i64, String)> = client
+        .query("SELECT conversation_id, seq, client_msg_id FROM messages ORDER BY 1, 2", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    assert_eq!(stored, vec![(1, 2, "other".to_owned()), (2, 1, "c".to_owned())]);
 }

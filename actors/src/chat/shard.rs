@@ -539,7 +539,9 @@ impl<S: ChatStore, L: ConversationSource> ConversationShard<S, L> {
             return;
         }
         let first_seq = conversation.next_seq;
-        let now = SystemTime::now();
+        // Microseconds, as Postgres stores it: an ack found in the database
+        // for a forgotten retry then equals the first one.
+        let now = to_micros(SystemTime::now());
         let queued = std::mem::take(&mut conversation.queued);
         let mut connections = Vec::with_capacity(queued.len());
         let drafts: Vec<Arc<MessageDraft>> = queued
@@ -666,6 +668,12 @@ impl<S: ChatStore, L: ConversationSource> ConversationShard<S, L> {
             self.dispatch(conversation_id, request, ctx);
         }
     }
+}
+
+/// `time` truncated to whole microseconds.
+fn to_micros(time: SystemTime) -> SystemTime {
+    let since = time.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    std::time::UNIX_EPOCH + Duration::from_micros(u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
 }
 
 fn fail_waiting(conversation: &mut Conversation, sender_id: i64, client_msg_id: &str, error: ChatError) {
