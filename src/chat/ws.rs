@@ -8,7 +8,8 @@
 //! While a resume's query is out, live messages wait in a buffer bounded
 //! the same way; the fetched ones go first, then the waiting ones. A
 //! connection remembers per conversation the first seq it sent live (all
-//! later ones reach it live, in order) and what resumes sent below that
+//! later ones reach it in order: live, or filled in from the database when
+//! a live one arrives after a gap) and what resumes sent below that
 //! ([`Sent`]), so a client gets each message once, whichever way it came.
 
 use std::borrow::Cow;
