@@ -39,6 +39,16 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
 }
 
+impl ServerSettings {
+    /// HTTP worker threads to run: `workers`, or one per CPU core.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            n => n,
+        }
+    }
+}
+
 /// PostgreSQL connection settings.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -82,7 +82,7 @@ async fn connect(settings: Settings) -> anyhow::Result<AppState> {
     blacklist.reload().await.map_err(|e| anyhow::anyhow!("cannot load the blacklist: {e}"))?;
     let seckill = SeckillEngine::start(pool.clone(), &kv, &settings.seckill, metrics.clone()).await?;
     let carts = CartEngine::start(pool.clone(), kv.clone(), &settings.cart, &metrics);
-    let chat = ChatEngine::start(pool.clone(), &kv, &settings.chat, &metrics);
+    let chat = ChatEngine::start(pool.clone(), &kv, &settings.chat, &metrics, settings.server.worker_count());
     chat.ready(Duration::from_secs(5)).await?;
     let products = Arc::new(ProductCache::new(
         kv.clone(),
@@ -136,14 +136,12 @@ fn start_background_tasks(state: &AppState) {
 }
 
 fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
-    let workers = match state.settings.server.workers {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
-        n => n,
-    };
+    let workers = state.settings.server.worker_count();
     let shutdown = state.settings.server.shutdown_timeout_secs;
     let data = web::Data::new(state.clone());
     let metrics = web::Data::from(state.metrics.clone());
     let server = HttpServer::new(move || {
+        data.chat.adopt_worker_thread();
         App::new()
             .app_data(data.clone())
             .app_data(metrics.clone())

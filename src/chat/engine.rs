@@ -1,15 +1,16 @@
-//! The chat hub of one node: its shards (on arbiters of their own, so the
-//! HTTP workers only parse frames), the chat's group-commit writer, and on
-//! a cluster the link to the other nodes and the routing shared with them.
+//! The chat hub of one node: its shards (on the HTTP worker threads, which
+//! adopt them as they start: see [`actors::homes`]), the chat's
+//! group-commit writer, and on a cluster the link to the other nodes and
+//! the routing shared with them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Arbiter;
 use actors::chat::router::{AgentOffline, AgentOnline, OnlineAgents, PickAgent, Release};
-use actors::chat::shard::{Forget, ForgetAll, Held};
+use actors::chat::shard::{Forget, ForgetAll, Held, Warm};
 use actors::chat::{ChatHub, ConnectionId, Elsewhere, Event, HubConfig};
+use actors::homes::Homes;
 use actors::writer::{spawn_writer, WriterConfig};
 use deadpool_postgres::Pool;
 
@@ -33,14 +34,16 @@ pub struct ChatEngine {
     link: Option<Arc<ChatLink>>,
     /// Routing shared with the other nodes, on a cluster (else the hub's routers).
     shared_routing: Option<SharedRouting>,
+    /// The HTTP worker threads the shards run on.
+    homes: Homes,
 }
 
 impl ChatEngine {
-    /// Starts the writer (on the calling runtime) and the shards, spread
-    /// over one arbiter per core; on a cluster also the link to the other
-    /// nodes (a task of the calling runtime).
-    pub fn start(db: Pool, kv: &Kv, settings: &ChatSettings, metrics: &Metrics) -> Arc<Self> {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    /// Starts the writer (on the calling runtime) and places the shards
+    /// over the `workers` HTTP worker threads, where they start as each
+    /// worker calls [`ChatEngine::adopt_worker_thread`]; on a cluster also
+    /// starts the link to the other nodes (a task of the calling runtime).
+    pub fn start(db: Pool, kv: &Kv, settings: &ChatSettings, metrics: &Metrics, workers: usize) -> Arc<Self> {
         let store = PgChat::new(db);
         let writer = spawn_writer(
             store.clone(),
@@ -52,12 +55,12 @@ impl ChatEngine {
             },
             batch_observer(metrics.chat_batch_rows.clone(), metrics.chat_commit_seconds.clone()),
         );
-        let arbiters: Vec<_> = (0..cores).map(|_| Arbiter::new().handle()).collect();
+        let homes = Homes::adopted_later(workers);
         let owner_ttl = Duration::from_millis(settings.owner_ttl_ms.max(300));
         let linked = settings.cluster.then(|| ChatLink::new(kv.clone(), owner_ttl, metrics));
         let link = linked.as_ref().map(|(link, _)| link.clone());
         let config = HubConfig {
-            shards: if settings.shards == 0 { cores * 2 } else { settings.shards },
+            shards: if settings.shards == 0 { workers * 2 } else { settings.shards },
             mailbox_capacity: settings.mailbox_capacity,
             dedup_window: settings.dedup_window,
             agent_cap: settings.agent_cap,
@@ -67,7 +70,7 @@ impl ChatEngine {
             Arc::new(move |users: &[i64], event: &Event, except| link.publish_event(users, event, except))
         });
         let source = Arc::new(ChatSource::new(store.clone(), link.clone()));
-        let hub = ChatHub::start(config, writer, source, elsewhere, &arbiters);
+        let hub = ChatHub::start(config, writer, source, elsewhere, &homes);
         let engine = Arc::new(Self {
             hub,
             settings: settings.clone(),
@@ -75,11 +78,33 @@ impl ChatEngine {
             next_connection: AtomicU64::new(rand::random::<u64>() >> 1),
             shared_routing: link.clone().map(|link| SharedRouting::new(link, settings.agent_cap)),
             link,
+            homes,
         });
         if let Some((link, queued)) = linked {
             actix_web::rt::spawn(link.run(engine.clone(), queued));
         }
         engine
+    }
+
+    /// Gives the calling HTTP worker thread its share of the shards (once
+    /// per worker, as it starts).
+    pub fn adopt_worker_thread(&self) {
+        self.homes.adopt_current();
+    }
+
+    /// Has the shards load these conversations ahead of their first use
+    /// (best effort: a shard too busy to take the hint loads them when used).
+    pub fn warm(&self, conversation_ids: &[i64]) {
+        let shards = self.hub.shards();
+        let mut by_shard: Vec<Vec<i64>> = vec![Vec::new(); shards.len()];
+        for &id in conversation_ids {
+            by_shard[self.hub.slot_of(id)].push(id);
+        }
+        for (shard, conversation_ids) in shards.iter().zip(by_shard) {
+            if !conversation_ids.is_empty() {
+                let _ = shard.try_send(Warm { conversation_ids });
+            }
+        }
     }
 
     /// A fresh connection id.

@@ -2,6 +2,8 @@
 //! online agent, else queued), the shop's queue drained as agents come
 //! online or free up, transfer and close, and who may read what.
 
+use std::sync::Arc;
+
 use actors::chat::Event;
 use deadpool_postgres::GenericClient;
 use tokio_postgres::error::SqlState;
@@ -178,6 +180,19 @@ pub async fn served_shops(state: &AppState, user_id: i64) -> ApiResult<Vec<(i64,
         })
         .map(|(shop_id, _, _, _, shoppers)| (shop_id, shoppers))
         .collect())
+}
+
+/// A member connected: have their live conversations loaded before they
+/// use them. Best effort: on failure they load on first use.
+pub async fn warm_conversations(state: Arc<AppState>, user_id: i64) {
+    let ids = match state.db.get().await {
+        Ok(client) => store::live_conversation_ids(&client, user_id).await,
+        Err(error) => Err(ApiError::from(error)),
+    };
+    match ids {
+        Ok(ids) => state.chat.warm(&ids),
+        Err(error) => tracing::debug!(user_id, %error, "cannot warm a member's conversations"),
+    }
 }
 
 /// An agent's connection came up: count it online in each shop they serve,

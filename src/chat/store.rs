@@ -8,6 +8,7 @@ use actors::chat::{ChatWrite, ChatWritten, ConversationSnapshot, Written};
 use actors::writer::BatchStore;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool};
+use futures_util::future::try_join;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio_postgres::error::SqlState;
@@ -289,8 +290,12 @@ impl PgChat {
             )
             .await
             .map_err(err)?;
+        // Both at once: tokio-postgres pipelines them, one round trip.
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&ids];
+        let both = try_join(client.query(&conversations, &params), client.query(&members, &params));
+        let (conversations, members) = both.await.map_err(err)?;
         let mut found: HashMap<i64, ConversationSnapshot> = HashMap::new();
-        for row in client.query(&conversations, &[&ids]).await.map_err(err)? {
+        for row in conversations {
             let kind: String = row.try_get("kind").map_err(err)?;
             let status: String = row.try_get("status").map_err(err)?;
             let snapshot = ConversationSnapshot {
@@ -301,7 +306,7 @@ impl PgChat {
             };
             found.insert(row.try_get("id").map_err(err)?, snapshot);
         }
-        for row in client.query(&members, &[&ids]).await.map_err(err)? {
+        for row in members {
             let conversation_id: i64 = row.try_get(0).map_err(err)?;
             if let Some(snapshot) = found.get_mut(&conversation_id) {
                 snapshot.members.push((row.try_get(1).map_err(err)?, row.try_get(2).map_err(err)?));
@@ -504,6 +509,24 @@ pub async fn messages(
         messages.reverse();
     }
     Ok(messages)
+}
+
+/// Most conversations warmed for one connection (an operator may be a
+/// member of very many; the rest load on first use).
+const WARM_LIMIT: i64 = 200;
+
+/// The newest conversations `user_id` is a member of and that are not closed.
+pub async fn live_conversation_ids(client: &impl GenericClient, user_id: i64) -> ApiResult<Vec<i64>> {
+    let statement = client
+        .prepare_cached(
+            "SELECT m.conversation_id FROM conversation_members m
+             JOIN conversations c ON c.id = m.conversation_id
+             WHERE m.user_id = $1 AND m.left_at IS NULL AND c.status <> 'closed'
+             ORDER BY m.conversation_id DESC LIMIT $2",
+        )
+        .await?;
+    let rows = client.query(&statement, &[&user_id, &WARM_LIMIT]).await?;
+    rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
 }
 
 /// The active shops where `user_id` is accepted staff, with the role (and

@@ -812,6 +812,7 @@ impl Actor for ChatConnection {
             let (state, agent, served) = ((*self.state).clone(), self.user.user_id, self.served.clone());
             actix_web::rt::spawn(service::agent_connected(state, agent, served));
         }
+        actix_web::rt::spawn(service::warm_conversations(self.state.clone(), self.user.user_id));
         let settings = &self.state.chat.settings;
         let timeout = Duration::from_secs(settings.client_timeout_secs);
         ctx.run_interval(Duration::from_secs(settings.heartbeat_secs.max(1)), move |conn, ctx| {

@@ -290,6 +290,53 @@ async fn a_message_is_acked_once_stored_delivered_live_and_a_retry_is_not_duplic
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
 }
 
+/// Whether the shard owning `id` holds it in memory.
+async fn held(app: &TestApp, id: i64) -> bool {
+    let held = app.state.as_ref().unwrap().chat.hub.shard(id).send(actors::chat::shard::Held).await.unwrap();
+    held.contains(&id)
+}
+
+#[actix_web::test]
+async fn a_members_live_conversations_are_loaded_when_they_connect_and_closed_ones_are_not() {
+    let app = spawn_app().await;
+    let (id, _, shopper, _, agent) = chatting(&app).await;
+    let (_, other_shopper) = app.member("other-shopper").await;
+    let shop_id: i64 = app
+        .db
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT shop_id FROM conversations WHERE id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    let closed = open(&app, &other_shopper, shop_id).await["id"].as_i64().unwrap();
+    let reply = app
+        .call(
+            "POST",
+            &format!("/api/merchant/shops/{shop_id}/chat/conversations/{closed}/close"),
+            Some(&agent),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert!(!held(&app, id).await, "nothing has used the conversation yet");
+
+    let _shopper_ws = Ws::connect(&app, &shopper).await;
+    let mut warmed = false;
+    for _ in 0..100 {
+        if held(&app, id).await {
+            warmed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(warmed, "connecting loads the member's live conversation before its first message");
+    let _other_ws = Ws::connect(&app, &other_shopper).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held(&app, closed).await, "a closed conversation is not loaded");
+}
+
 #[actix_web::test]
 async fn a_retry_the_shard_forgot_is_found_in_the_database_and_not_stored_again() {
     // No acks remembered: every retry of a committed send reaches the store.

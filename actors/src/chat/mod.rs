@@ -37,6 +37,7 @@ use std::time::SystemTime;
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::homes::Homes;
 use crate::mailbox;
 use crate::writer::{BatchStore, WriterHandle};
 
@@ -291,23 +292,18 @@ pub struct ChatHub<S: ChatStore, L: ConversationSource> {
 }
 
 impl<S: ChatStore, L: ConversationSource> ChatHub<S, L> {
-    /// Starts `config.shards` of each kind, spread over `arbiters`.
+    /// Starts `config.shards` of each kind, spread over `homes`.
     pub fn start(
         config: HubConfig,
         writer: WriterHandle<S>,
         source: Arc<L>,
         elsewhere: Option<Elsewhere>,
-        arbiters: &[ArbiterHandle],
+        homes: &Homes,
     ) -> Self {
         let n = config.shards.max(1);
-        let home =
-            |i: usize| arbiters.get(i % arbiters.len().max(1)).cloned().unwrap_or_else(Arbiter::current);
+        let capacity = config.mailbox_capacity;
         let directories = Arc::new(directory::Directories::new(
-            (0..n)
-                .map(|i| {
-                    mailbox::start_on(directory::Directory::default(), config.mailbox_capacity, &home(i))
-                })
-                .collect(),
+            (0..n).map(|i| mailbox::start_in(directory::Directory::default(), capacity, homes, i)).collect(),
             elsewhere,
         ));
         let shards = (0..n)
@@ -319,17 +315,11 @@ impl<S: ChatStore, L: ConversationSource> ChatHub<S, L> {
                     config.dedup_window,
                     config.keep_every,
                 );
-                mailbox::start_on(actor, config.mailbox_capacity, &home(i))
+                mailbox::start_in(actor, capacity, homes, i)
             })
             .collect();
         let routers = (0..n)
-            .map(|i| {
-                mailbox::start_on(
-                    router::ShopRouter::new(config.agent_cap),
-                    config.mailbox_capacity,
-                    &home(i),
-                )
-            })
+            .map(|i| mailbox::start_in(router::ShopRouter::new(config.agent_cap), capacity, homes, i))
             .collect();
         Self { shards, directories, routers }
     }
@@ -341,7 +331,12 @@ impl<S: ChatStore, L: ConversationSource> ChatHub<S, L> {
 
     /// The shard that owns `conversation_id`.
     pub fn shard(&self, conversation_id: i64) -> &Addr<shard::ConversationShard<S, L>> {
-        &self.shards[slot(conversation_id, self.shards.len())]
+        &self.shards[self.slot_of(conversation_id)]
+    }
+
+    /// The index in [`ChatHub::shards`] of the shard owning `conversation_id`.
+    pub fn slot_of(&self, conversation_id: i64) -> usize {
+        slot(conversation_id, self.shards.len())
     }
 
     /// The directory shards.
