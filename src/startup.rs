@@ -155,6 +155,10 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
             .default_service(web::to(routes::not_found))
     })
     .workers(workers)
+    // Small writes go out at once: with Nagle's algorithm a chat frame
+    // written while an earlier one is unacknowledged waits for that ACK,
+    // which the peer may delay by up to 40 ms.
+    .tcp_nodelay(true)
     .backlog(4096)
     .keep_alive(Duration::from_secs(75))
     .shutdown_timeout(shutdown)
