@@ -80,6 +80,9 @@ pub struct PhaseResult {
     pub latency_ms_p99: f64,
     pub latency_ms_p99_9: f64,
     pub latency_ms_max: f64,
+    /// p99 of the messages due in each second of the phase: a warm-up or a
+    /// stall shows here, where the phase's p99 only says that one happened.
+    pub latency_ms_p99_by_second: Vec<f64>,
     /// Acked messages that never reached the other member.
     pub lost: u64,
     /// Deliveries of a message already delivered to that connection.
@@ -124,6 +127,9 @@ impl ChatReport {
                 p.reconnected,
                 p.errors
             );
+            let by_second: Vec<String> =
+                p.latency_ms_p99_by_second.iter().map(|ms| format!("{ms:.0}")).collect();
+            out += &format!("    p99 by second (ms): {}\n", by_second.join(" "));
         }
         out += &format!(
             "result: {}",
@@ -161,17 +167,34 @@ struct Tally {
     /// Deliveries of others' messages per `(conversation, seq)`.
     delivered: HashMap<(i64, i64), u32>,
     latency: Option<Histogram<u64>>,
+    /// Latencies by the second of the phase the message was due in.
+    by_second: Vec<Histogram<u64>>,
+    /// When the phase started, on the clock of the message stamps.
+    phase_start_us: u64,
     reconnected: u64,
     error_codes: HashMap<String, u64>,
 }
 
 impl Tally {
-    fn record_latency(&mut self, micros: u64) {
-        if let Some(h) = self.latency.as_mut() {
-            h.saturating_record(micros.max(1));
+    /// Records the latency of a message due at `stamp`, delivered at `now`.
+    fn record_latency(&mut self, stamp: u64, now: u64) {
+        let micros = now.saturating_sub(stamp).max(1);
+        let Some(h) = self.latency.as_mut() else { return };
+        h.saturating_record(micros);
+        let second = usize::try_from(stamp.saturating_sub(self.phase_start_us) / 1_000_000).unwrap_or(0);
+        if second >= MAX_SECONDS {
+            return;
         }
+        while self.by_second.len() <= second {
+            self.by_second.push(Histogram::new_from(h));
+        }
+        self.by_second[second].saturating_record(micros);
     }
 }
+
+/// Seconds of a phase given a p99 of their own (later ones count in the
+/// phase's figures only).
+const MAX_SECONDS: usize = 3600;
 
 /// What the threads share.
 struct Plan {
@@ -340,7 +363,14 @@ fn summarise(
     let mut codes = std::collections::BTreeMap::new();
     let mut acked = Vec::new();
     let mut delivered: HashMap<(i64, i64), u32> = HashMap::new();
+    let mut by_second: Vec<Histogram<u64>> = Vec::new();
     for (_, tally) in tallies {
+        for (second, h) in tally.by_second.iter().enumerate() {
+            match by_second.get_mut(second) {
+                Some(sum) => sum.add(h)?,
+                None => by_second.push(h.clone()),
+            }
+        }
         sent += tally.sent;
         errors += tally.errors;
         reconnected += tally.reconnected;
@@ -374,6 +404,10 @@ fn summarise(
         latency_ms_p99: ms(0.99),
         latency_ms_p99_9: ms(0.999),
         latency_ms_max: latency.max() as f64 / 1000.0,
+        latency_ms_p99_by_second: by_second
+            .iter()
+            .map(|h| h.value_at_quantile(0.99) as f64 / 1000.0)
+            .collect(),
         lost,
         duplicated,
         reconnected,
@@ -426,6 +460,7 @@ async fn client_thread(t: usize, accounts: Vec<Buyer>, plan: Arc<Plan>) -> anyho
             Tally { latency: Some(Histogram::new_with_bounds(1, 3_600_000_000, 3)?), ..Tally::default() };
         plan.barrier.wait().await;
         let phase_start = Instant::now();
+        tally.borrow_mut().phase_start_us = now_us(plan.start);
         let reconnecting = Rc::new(std::cell::Cell::new(false));
         if phase == "reconnect" {
             reconnecting.set(true);
@@ -649,7 +684,7 @@ fn on_frame(conn: &Rc<RefCell<Conn>>, tally: &Rc<RefCell<Tally>>, frame: &Incomi
             *t.delivered.entry((conversation, seq)).or_default() += 1;
             let text = frame.payload.as_ref().and_then(|p| p.text);
             if let Some(stamp) = text.and_then(|s| s.parse::<u64>().ok()) {
-                t.record_latency(now_us(start).saturating_sub(stamp));
+                t.record_latency(stamp, now_us(start));
             }
         }
         "error" => {
@@ -662,5 +697,32 @@ fn on_frame(conn: &Rc<RefCell<Conn>>, tally: &Rc<RefCell<Tally>>, frame: &Incomi
             *t.error_codes.entry(frame.code.unwrap_or("?").to_owned()).or_default() += 1;
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn tally(phase_start_us: u64) -> Tally {
+        let latency = Some(Histogram::new_with_bounds(1, 3_600_000_000, 3).unwrap());
+        Tally { latency, phase_start_us, ..Tally::default() }
+    }
+
+    #[test]
+    fn a_latency_counts_in_the_second_its_message_was_due_and_threads_add_up() {
+        let (mut a, mut b) = (tally(5_000_000), tally(5_000_000));
+        a.record_latency(5_100_000, 5_110_000); // due in second 0, 10 ms late
+        a.record_latency(7_900_000, 8_200_000); // due in second 2, 300 ms late
+        b.record_latency(7_000_000, 7_020_000); // second 2, 20 ms
+        assert_eq!((a.by_second.len(), a.by_second[1].len()), (3, 0), "a quiet second stays empty");
+
+        let window = Duration::from_secs(3);
+        let phase = summarise("steady", 1.0, window, window, vec![(0, a), (1, b)]).unwrap();
+        let rounded: Vec<u64> = phase.latency_ms_p99_by_second.iter().map(|ms| ms.round() as u64).collect();
+        assert_eq!(rounded, vec![10, 0, 300]);
+        assert_eq!(phase.latency_ms_p99.round(), 300.0);
     }
 }
