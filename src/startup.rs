@@ -51,6 +51,11 @@ impl Application {
         Ok(Self { port, server, state })
     }
 
+    /// Stops the server from elsewhere (as SIGTERM does): tests of a clean stop.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// The port actually bound (useful when configured as 0).
     pub fn port(&self) -> u16 {
         self.port

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actors::chat::router::{AgentOffline, AgentOnline, OnlineAgents, PickAgent, Release};
-use actors::chat::shard::{Forget, ForgetAll, Held, Warm};
+use actors::chat::shard::{Forget, ForgetAll, Warm};
 use actors::chat::{ChatHub, ConnectionId, Elsewhere, Event, HubConfig};
 use actors::homes::Homes;
 use actors::writer::{spawn_writer, WriterConfig};
@@ -147,14 +147,13 @@ impl ChatEngine {
     }
 
     /// On a cluster, hands this node's conversations and presence back at
-    /// once on a clean stop, instead of letting them lapse.
+    /// once on a clean stop (after the HTTP workers, and so the shards,
+    /// have stopped: nothing renews them after this), instead of letting
+    /// them lapse.
     pub async fn leave(&self) {
-        let Some(link) = &self.link else { return };
-        let mut owned = Vec::new();
-        for shard in self.hub.shards() {
-            owned.extend(shard.send(Held).await.unwrap_or_default());
+        if let Some(link) = &self.link {
+            link.leave().await;
         }
-        link.leave(&owned).await;
     }
 
     /// One more connection of an agent of `shop_id` holding `open`

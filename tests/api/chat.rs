@@ -703,6 +703,36 @@ async fn across_two_nodes_routing_delivery_dedup_presence_and_resume_work_as_on_
 }
 
 #[actix_web::test]
+async fn a_node_stopping_cleanly_gives_its_conversations_back_at_once() {
+    let (mut settings, db_name) = fresh_settings().await;
+    settings.chat.cluster = true;
+    settings.chat.owner_ttl_ms = 30_000; // so only a hand-back, not a lapse, frees it here
+    let a = spawn_app_with(settings.clone(), db_name.clone()).await;
+    let b = spawn_app_with(settings, db_name).await;
+    let (id, _, shopper, _, _) = chatting(&a).await;
+    let mut on_a = Ws::connect(&a, &shopper).await;
+    assert_eq!(on_a.say(id, "s1", "first").await["seq"], 1);
+    let kv = &b.state.as_ref().unwrap().kv;
+    let owner_key = kv.key(format_args!("chat:owner:{id}"));
+    let owned =
+        || async { redis::cmd("EXISTS").arg(&owner_key).query_async::<bool>(&mut kv.conn()).await.unwrap() };
+    assert!(owned().await, "node A owns the conversation it served");
+
+    a.stop().await;
+    let mut given_back = false;
+    for _ in 0..60 {
+        if !owned().await {
+            given_back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(given_back, "a clean stop hands the lease back instead of letting it run 30 s");
+    let mut on_b = Ws::connect(&b, &shopper).await;
+    assert_eq!(on_b.say(id, "s2", "second").await["seq"], 2, "node B serves it at once");
+}
+
+#[actix_web::test]
 async fn a_conversation_whose_owner_died_is_refused_for_a_retry_then_taken_over_after_its_lease() {
     let (a, b) = two_nodes().await;
     let (id, _, shopper, _, agent) = chatting(&a).await;

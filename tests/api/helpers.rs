@@ -22,6 +22,8 @@ pub struct TestApp {
     /// The server's state, for tests that call its services directly (not
     /// there for a server in another process).
     pub state: Option<AppState>,
+    /// Stops the server in this process (none for one elsewhere).
+    server: Option<actix_web::dev::ServerHandle>,
     db_name: String,
 }
 
@@ -171,9 +173,10 @@ pub async fn spawn_app_with(settings: Settings, db_name: String) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state().clone();
     let db = state.db.clone();
+    let server = Some(app.handle());
     actix_web::rt::spawn(app.run_until_stopped());
     let http = awc::Client::builder().timeout(std::time::Duration::from_secs(30)).finish();
-    TestApp { address, settings, db, http, state: Some(state), db_name }
+    TestApp { address, settings, db, http, state: Some(state), server, db_name }
 }
 
 impl TestApp {
@@ -182,7 +185,15 @@ impl TestApp {
     pub fn attach(settings: Settings, db_name: String, address: String) -> TestApp {
         let db = rs_cms::db::create_pool(&settings.database).expect("pool");
         let http = awc::Client::builder().timeout(std::time::Duration::from_secs(30)).finish();
-        TestApp { address, settings, db, http, state: None, db_name }
+        TestApp { address, settings, db, http, state: None, server: None, db_name }
+    }
+
+    /// Stops the server as SIGTERM would: in-flight requests drain, then
+    /// the shutdown steps run (in the background; poll for their effects).
+    pub async fn stop(&self) {
+        if let Some(server) = &self.server {
+            server.stop(true).await;
+        }
     }
 }
 
