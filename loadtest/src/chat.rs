@@ -580,28 +580,40 @@ async fn connect(
     let (mut sink, mut stream) = framed.split();
     let generation = conn.borrow().generation;
     if resume {
-        let (points, pending) = {
+        let points: Vec<Value> = {
             let c = conn.borrow();
-            let points: Vec<Value> = c
-                .conversations
+            c.conversations
                 .iter()
                 .map(
                     |id| json!({"conversation_id": id, "last_seq": c.last_seq.get(id).copied().unwrap_or(0)}),
                 )
-                .collect();
-            let pending: Vec<String> = c
-                .pending
-                .iter()
-                .map(|(number, (conversation_id, stamp))| {
-                    send_frame(c.user_id, *number, *conversation_id, *stamp)
-                })
-                .collect();
-            (points, pending)
+                .collect()
         };
         sink.send(Message::Text(json!({"type": "resume", "conversations": points}).to_string().into()))
             .await?;
-        for text in pending {
-            sink.send(Message::Text(text.into())).await?;
+        // Retry every unacked send, including those the send loop queued
+        // while these went out: the connection takes new sends itself only
+        // once nothing is left here (no await between the last look and
+        // handing it the sink).
+        let mut retried = std::collections::HashSet::new();
+        loop {
+            let unsent: Vec<(u64, String)> = {
+                let c = conn.borrow();
+                c.pending
+                    .iter()
+                    .filter(|(number, _)| !retried.contains(*number))
+                    .map(|(number, (conversation_id, stamp))| {
+                        (*number, send_frame(c.user_id, *number, *conversation_id, *stamp))
+                    })
+                    .collect()
+            };
+            if unsent.is_empty() {
+                break;
+            }
+            for (number, text) in unsent {
+                retried.insert(number);
+                sink.send(Message::Text(text.into())).await?;
+            }
         }
         tally.borrow_mut().reconnected += 1;
     }
