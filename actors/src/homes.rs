@@ -1,11 +1,11 @@
-//! The threads a set of sharded actors runs on, known now or adopted later.
+//! The threads a set of sharded actors runs on, adopted as they start.
 //!
 //! Sharded actors (the chat's conversation shards, directories and routers)
-//! get a home by index. A home is an arbiter, either given up front or
-//! adopted when a thread that already runs one (an HTTP worker) starts:
-//! then actors live on the threads that also do the socket I/O, so a
-//! message between a connection and its shard often stays on one thread,
-//! and no extra threads compete with the workers for the cores. An actor
+//! get a home by index. A home is the arbiter of a thread that adopts it as
+//! it starts (an HTTP worker): then actors live on the threads that also do
+//! the socket I/O, so a message between a connection and its shard often
+//! stays on one thread, and no extra threads compete with the workers for
+//! the cores. An actor
 //! placed before its home is adopted starts on adoption; its address works
 //! from the start, and messages wait in its bounded mailbox meanwhile.
 
@@ -34,19 +34,6 @@ impl Homes {
     pub fn adopted_later(count: usize) -> Self {
         let slots = (0..count.max(1)).map(|_| Slot::Waiting(Vec::new())).collect();
         Self { slots: Mutex::new(slots) }
-    }
-
-    /// One home per arbiter, all known now (`Arbiter::current()` when none).
-    pub fn of(arbiters: &[ArbiterHandle]) -> Self {
-        let arbiters = if arbiters.is_empty() { vec![Arbiter::current()] } else { arbiters.to_vec() };
-        let thread = std::thread::current().id();
-        let slots = arbiters.into_iter().map(|arbiter| Slot::Adopted { arbiter, thread }).collect();
-        Self { slots: Mutex::new(slots) }
-    }
-
-    /// How many homes there are.
-    pub fn count(&self) -> usize {
-        self.lock().len()
     }
 
     /// Runs `start` in home `index` (modulo the count): now if the home is

@@ -15,7 +15,7 @@
 //!   actor for a millisecond or two (or N rows), persists it in one
 //!   transaction, and only then answers each waiting caller.
 //! - [`mailbox`]: starting an actor with its mailbox bound in force.
-//! - [`homes`]: the threads sharded actors run on, possibly adopted later
+//! - [`homes`]: the threads sharded actors run on, adopted as they start
 //!   (the HTTP workers).
 
 pub mod cart;
