@@ -87,7 +87,7 @@ async fn connect(settings: Settings) -> anyhow::Result<AppState> {
     blacklist.reload().await.map_err(|e| anyhow::anyhow!("cannot load the blacklist: {e}"))?;
     let seckill = SeckillEngine::start(pool.clone(), &kv, &settings.seckill, metrics.clone()).await?;
     let carts = CartEngine::start(pool.clone(), kv.clone(), &settings.cart, &metrics);
-    let chat = ChatEngine::start(pool.clone(), &kv, &settings.chat, &metrics, settings.server.worker_count());
+    let chat = ChatEngine::start(pool.clone(), &kv, &settings.chat, &metrics);
     chat.ready(Duration::from_secs(5)).await?;
     let products = Arc::new(ProductCache::new(
         kv.clone(),
@@ -146,7 +146,6 @@ fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
     let data = web::Data::new(state.clone());
     let metrics = web::Data::from(state.metrics.clone());
     let server = HttpServer::new(move || {
-        data.chat.adopt_worker_thread();
         App::new()
             .app_data(data.clone())
             .app_data(metrics.clone())

@@ -15,13 +15,10 @@
 //!   actor for a millisecond or two (or N rows), persists it in one
 //!   transaction, and only then answers each waiting caller.
 //! - [`mailbox`]: starting an actor with its mailbox bound in force.
-//! - [`homes`]: the threads sharded actors run on, adopted as they start
-//!   (the HTTP workers).
 
 pub mod cart;
 pub mod chat;
 pub mod gate;
-pub mod homes;
 pub mod mailbox;
 pub mod stock;
 pub mod writer;

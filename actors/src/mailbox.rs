@@ -12,38 +12,16 @@
 
 use actix::{Actor, Addr, ArbiterHandle, Context};
 
-use crate::homes::{Homes, Starter};
-
 /// Starts `actor` on `arbiter` with room for `capacity` waiting messages;
 /// beyond that `try_send` refuses at once.
 pub fn start_on<A>(actor: A, capacity: usize, arbiter: &ArbiterHandle) -> Addr<A>
 where
     A: Actor<Context = Context<A>> + Send,
 {
-    let (addr, start) = prepare(actor, capacity);
-    arbiter.spawn_fn(start);
-    addr
-}
-
-/// Starts `actor` in home `index` of `homes` (when that home is adopted),
-/// its address usable and bounded at once.
-pub fn start_in<A>(actor: A, capacity: usize, homes: &Homes, index: usize) -> Addr<A>
-where
-    A: Actor<Context = Context<A>> + Send,
-{
-    let (addr, start) = prepare(actor, capacity);
-    homes.place(index, start);
-    addr
-}
-
-/// The bounded address of `actor`, and what runs it on the calling arbiter.
-fn prepare<A>(actor: A, capacity: usize) -> (Addr<A>, Starter)
-where
-    A: Actor<Context = Context<A>> + Send,
-{
     let (sender, receiver) = actix::dev::channel::channel(capacity);
-    let start = Box::new(move || {
+    let addr = Addr::new(sender);
+    arbiter.spawn_fn(move || {
         let _ = Context::with_receiver(receiver).run(actor);
     });
-    (Addr::new(sender), start)
+    addr
 }

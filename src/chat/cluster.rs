@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use actors::chat::shard::{Caller, MarkRead, Request, SendMessage, Typing};
 use actors::chat::{Ack, ChatError, ConnectionId, ConversationSource, Event, Home, MessageKind, NodeId};
-use dashmap::{DashMap, DashSet};
+use dashmap::DashMap;
 use prometheus::IntCounter;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
@@ -139,10 +139,6 @@ pub struct ChatLink {
     owner_ttl: Duration,
     outbox: mpsc::Sender<(String, String)>,
     pending: DashMap<u64, oneshot::Sender<Result<Option<Ack>, ChatError>>>,
-    /// Conversations this node has claimed and not let go: what a clean
-    /// stop gives back (the shards are gone by then, with the workers).
-    /// It may hold a few whose lease lapsed; giving those back is a no-op.
-    held: DashSet<i64>,
     /// Which of the two channels (events, this node's) has been heard
     /// since start: both, and the node is ready to serve.
     subscribed: tokio::sync::watch::Sender<[bool; 2]>,
@@ -168,7 +164,6 @@ impl ChatLink {
             owner_ttl,
             outbox,
             pending: DashMap::new(),
-            held: DashSet::new(),
             subscribed: tokio::sync::watch::Sender::new([false; 2]),
             next_request: AtomicU64::new(1),
             claim: redis::Script::new(CLAIM),
@@ -253,28 +248,18 @@ impl ChatLink {
         .await
         .map_err(|_| "Redis did not answer in time".to_owned())?
         .map_err(|e| e.to_string())?;
-        let claimed: Vec<Claimed> = owners
+        Ok(owners
             .into_iter()
             .map(|owner| match owner.as_str() {
                 "+" => Claimed::Mine { fresh: true },
                 _ if owner == *self.node => Claimed::Mine { fresh: false },
                 _ => Claimed::Theirs(Arc::from(owner)),
             })
-            .collect();
-        for (id, claimed) in ids.iter().zip(&claimed) {
-            match claimed {
-                Claimed::Mine { .. } => self.held.insert(*id),
-                Claimed::Theirs(_) => self.held.remove(id).is_some(),
-            };
-        }
-        Ok(claimed)
+            .collect())
     }
 
     /// Gives up the ownership of `ids` (it lapses by itself if this fails).
     async fn let_go(&self, ids: &[i64]) {
-        for id in ids {
-            self.held.remove(id);
-        }
         let mut invocation = self.let_go.prepare_invoke();
         for key in self.owner_keys(ids) {
             invocation.key(key);
@@ -297,13 +282,11 @@ impl ChatLink {
         let _ = subscribed.wait_for(|heard| heard.iter().all(|h| *h)).await;
     }
 
-    /// Leaves the cluster on a clean stop, once the shards have stopped:
-    /// gives up what it holds and this node's presence at once instead of
-    /// letting them lapse.
-    pub async fn leave(&self) {
-        let owned: Vec<i64> = self.held.iter().map(|id| *id).collect();
+    /// Leaves the cluster on a clean stop: gives up `owned` and this
+    /// node's presence at once instead of letting them lapse.
+    pub async fn leave(&self, owned: &[i64]) {
         if !owned.is_empty() {
-            self.let_go(&owned).await;
+            self.let_go(owned).await;
         }
         let alive = super::routing::alive_key(&self.kv, &self.node);
         let _: redis::RedisResult<()> = redis::cmd("DEL").arg(alive).query_async(&mut self.kv.conn()).await;

@@ -1,16 +1,15 @@
-//! The chat hub of one node: its shards (on the HTTP worker threads, which
-//! adopt them as they start: see [`actors::homes`]), the chat's
-//! group-commit writer, and on a cluster the link to the other nodes and
-//! the routing shared with them.
+//! The chat hub of one node: its shards (on arbiters of their own, so the
+//! HTTP workers only parse frames), the chat's group-commit writer, and on
+//! a cluster the link to the other nodes and the routing shared with them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::Arbiter;
 use actors::chat::router::{AgentOffline, AgentOnline, OnlineAgents, PickAgent, Release};
-use actors::chat::shard::{Forget, ForgetAll, Warm};
+use actors::chat::shard::{Forget, ForgetAll, Held, Warm};
 use actors::chat::{ChatHub, ConnectionId, Elsewhere, Event, HubConfig};
-use actors::homes::Homes;
 use actors::writer::{spawn_writer, WriterConfig};
 use deadpool_postgres::Pool;
 
@@ -34,16 +33,14 @@ pub struct ChatEngine {
     link: Option<Arc<ChatLink>>,
     /// Routing shared with the other nodes, on a cluster (else the hub's routers).
     shared_routing: Option<SharedRouting>,
-    /// The HTTP worker threads the shards run on.
-    homes: Homes,
 }
 
 impl ChatEngine {
-    /// Starts the writer (on the calling runtime) and places the shards
-    /// over the `workers` HTTP worker threads, where they start as each
-    /// worker calls [`ChatEngine::adopt_worker_thread`]; on a cluster also
-    /// starts the link to the other nodes (a task of the calling runtime).
-    pub fn start(db: Pool, kv: &Kv, settings: &ChatSettings, metrics: &Metrics, workers: usize) -> Arc<Self> {
+    /// Starts the writer (on the calling runtime) and the shards, spread
+    /// over one arbiter per core; on a cluster also the link to the other
+    /// nodes (a task of the calling runtime).
+    pub fn start(db: Pool, kv: &Kv, settings: &ChatSettings, metrics: &Metrics) -> Arc<Self> {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let store = PgChat::new(db);
         let writer = spawn_writer(
             store.clone(),
@@ -55,12 +52,12 @@ impl ChatEngine {
             },
             batch_observer(metrics.chat_batch_rows.clone(), metrics.chat_commit_seconds.clone()),
         );
-        let homes = Homes::adopted_later(workers);
+        let arbiters: Vec<_> = (0..cores).map(|_| Arbiter::new().handle()).collect();
         let owner_ttl = Duration::from_millis(settings.owner_ttl_ms.max(300));
         let linked = settings.cluster.then(|| ChatLink::new(kv.clone(), owner_ttl, metrics));
         let link = linked.as_ref().map(|(link, _)| link.clone());
         let config = HubConfig {
-            shards: if settings.shards == 0 { workers * 2 } else { settings.shards },
+            shards: if settings.shards == 0 { cores * 2 } else { settings.shards },
             mailbox_capacity: settings.mailbox_capacity,
             dedup_window: settings.dedup_window,
             agent_cap: settings.agent_cap,
@@ -70,7 +67,7 @@ impl ChatEngine {
             Arc::new(move |users: &[i64], event: &Event, except| link.publish_event(users, event, except))
         });
         let source = Arc::new(ChatSource::new(store.clone(), link.clone()));
-        let hub = ChatHub::start(config, writer, source, elsewhere, &homes);
+        let hub = ChatHub::start(config, writer, source, elsewhere, &arbiters);
         let engine = Arc::new(Self {
             hub,
             settings: settings.clone(),
@@ -78,18 +75,11 @@ impl ChatEngine {
             next_connection: AtomicU64::new(rand::random::<u64>() >> 1),
             shared_routing: link.clone().map(|link| SharedRouting::new(link, settings.agent_cap)),
             link,
-            homes,
         });
         if let Some((link, queued)) = linked {
             actix_web::rt::spawn(link.run(engine.clone(), queued));
         }
         engine
-    }
-
-    /// Gives the calling HTTP worker thread its share of the shards (once
-    /// per worker, as it starts).
-    pub fn adopt_worker_thread(&self) {
-        self.homes.adopt_current();
     }
 
     /// Has the shards load these conversations ahead of their first use
@@ -147,13 +137,14 @@ impl ChatEngine {
     }
 
     /// On a cluster, hands this node's conversations and presence back at
-    /// once on a clean stop (after the HTTP workers, and so the shards,
-    /// have stopped: nothing renews them after this), instead of letting
-    /// them lapse.
+    /// once on a clean stop, instead of letting them lapse.
     pub async fn leave(&self) {
-        if let Some(link) = &self.link {
-            link.leave().await;
+        let Some(link) = &self.link else { return };
+        let mut owned = Vec::new();
+        for shard in self.hub.shards() {
+            owned.extend(shard.send(Held).await.unwrap_or_default());
         }
+        link.leave(&owned).await;
     }
 
     /// One more connection of an agent of `shop_id` holding `open`

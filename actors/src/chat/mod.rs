@@ -37,7 +37,6 @@ use std::time::SystemTime;
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::homes::Homes;
 use crate::mailbox;
 use crate::writer::{BatchStore, WriterHandle};
 
@@ -292,18 +291,20 @@ pub struct ChatHub<S: ChatStore, L: ConversationSource> {
 }
 
 impl<S: ChatStore, L: ConversationSource> ChatHub<S, L> {
-    /// Starts `config.shards` of each kind, spread over `homes`.
+    /// Starts `config.shards` of each kind, spread over `arbiters`.
     pub fn start(
         config: HubConfig,
         writer: WriterHandle<S>,
         source: Arc<L>,
         elsewhere: Option<Elsewhere>,
-        homes: &Homes,
+        arbiters: &[ArbiterHandle],
     ) -> Self {
         let n = config.shards.max(1);
         let capacity = config.mailbox_capacity;
+        let home =
+            |i: usize| arbiters.get(i % arbiters.len().max(1)).cloned().unwrap_or_else(Arbiter::current);
         let directories = Arc::new(directory::Directories::new(
-            (0..n).map(|i| mailbox::start_in(directory::Directory::default(), capacity, homes, i)).collect(),
+            (0..n).map(|i| mailbox::start_on(directory::Directory::default(), capacity, &home(i))).collect(),
             elsewhere,
         ));
         let shards = (0..n)
@@ -315,11 +316,11 @@ impl<S: ChatStore, L: ConversationSource> ChatHub<S, L> {
                     config.dedup_window,
                     config.keep_every,
                 );
-                mailbox::start_in(actor, capacity, homes, i)
+                mailbox::start_on(actor, capacity, &home(i))
             })
             .collect();
         let routers = (0..n)
-            .map(|i| mailbox::start_in(router::ShopRouter::new(config.agent_cap), capacity, homes, i))
+            .map(|i| mailbox::start_on(router::ShopRouter::new(config.agent_cap), capacity, &home(i)))
             .collect();
         Self { shards, directories, routers }
     }

@@ -1,11 +1,13 @@
 //! A conversation shard: the only place that numbers, persists and fans out
 //! the messages of its conversations.
 //!
-//! A conversation's state is loaded from the database on first use (the
-//! requests arriving meanwhile wait for it; a shard has one load in flight,
-//! covering every conversation first touched since the last one, so a
-//! burst of first messages costs a few queries, not one each) and dropped
-//! when idle. Each
+//! A conversation's state is loaded from the database on first use, or
+//! ahead of it when a member connects ([`Warm`]); the requests arriving
+//! meanwhile wait for it. A shard has a few loads in flight, each covering
+//! every conversation first touched since the last one went out, so a
+//! burst of first messages costs a few queries, not one each; one
+//! forgotten while its load is out is loaded again. It is dropped when
+//! idle. Each
 //! conversation has at most one write in flight: messages arriving while
 //! one is being committed wait and go out together as the next write, and
 //! get their seqs only then. So seqs are committed in order, a failed write
@@ -26,7 +28,7 @@
 //! ownership was lost is reloaded (and so forwarded) like a stale one.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -302,6 +304,9 @@ pub struct ConversationShard<S: ChatStore, L: ConversationSource> {
     /// Conversations waiting for the next load, and how many loads are out.
     to_load: Vec<i64>,
     loads_in_flight: usize,
+    /// Conversations forgotten while their load was out: what it read may
+    /// predate the change, so they are loaded again when it is back.
+    forgotten_while_loading: HashSet<i64>,
     /// Conversations another node owns, with when each was last used.
     remote: HashMap<i64, (NodeId, Instant)>,
     writer: WriterHandle<S>,
@@ -326,6 +331,7 @@ impl<S: ChatStore, L: ConversationSource> ConversationShard<S, L> {
             loading: HashMap::new(),
             to_load: Vec::new(),
             loads_in_flight: 0,
+            forgotten_while_loading: HashSet::new(),
             remote: HashMap::new(),
             writer,
             source,
@@ -389,6 +395,10 @@ impl<S: ChatStore, L: ConversationSource> ConversationShard<S, L> {
                 }
             };
             for conversation_id in ids {
+                if shard.forgotten_while_loading.remove(&conversation_id) {
+                    shard.to_load.push(conversation_id);
+                    continue;
+                }
                 let waiting = shard.loading.remove(&conversation_id).unwrap_or_default();
                 match found.remove(&conversation_id) {
                     Some(Home::Here(snapshot)) => {
@@ -446,8 +456,12 @@ impl<S: ChatStore, L: ConversationSource> ConversationShard<S, L> {
         }));
     }
 
-    /// Drops a conversation from memory (after its write in flight, if any).
+    /// Drops a conversation from memory (after its write in flight, if any;
+    /// loaded again if its load is out).
     fn drop_conversation(&mut self, conversation_id: i64) {
+        if self.loading.contains_key(&conversation_id) {
+            self.forgotten_while_loading.insert(conversation_id);
+        }
         if let Some(conversation) = self.conversations.get_mut(&conversation_id) {
             if conversation.writing {
                 conversation.stale = true;
@@ -753,7 +767,7 @@ impl<S: ChatStore, L: ConversationSource> Handler<ForgetAll> for ConversationSha
     type Result = ();
 
     fn handle(&mut self, _: ForgetAll, _: &mut Context<Self>) {
-        let ids: Vec<i64> = self.conversations.keys().copied().collect();
+        let ids: Vec<i64> = self.conversations.keys().chain(self.loading.keys()).copied().collect();
         ids.into_iter().for_each(|id| self.drop_conversation(id));
     }
 }
@@ -826,5 +840,119 @@ impl<S: ChatStore, L: ConversationSource> Handler<Forget> for ConversationShard<
 
     fn handle(&mut self, msg: Forget, _: &mut Context<Self>) {
         self.drop_conversation(msg.conversation_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Mutex;
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::chat::directory::Directory;
+    use crate::chat::{ConversationSnapshot, Written};
+    use crate::writer::{spawn_writer, BatchStore, WriterConfig};
+
+    /// Stores every write.
+    struct Accepting;
+
+    impl BatchStore for Accepting {
+        type Item = ChatWrite;
+        type Outcome = ChatWritten;
+
+        async fn write_batch(&self, items: &[ChatWrite]) -> Result<Vec<ChatWritten>, String> {
+            let written = |d: &Arc<MessageDraft>| Written {
+                id: d.seq,
+                seq: d.seq,
+                created_at: d.created_at,
+                duplicate: false,
+            };
+            Ok(items
+                .iter()
+                .map(|item| match item {
+                    ChatWrite::Messages(drafts) => {
+                        ChatWritten::Messages(drafts.iter().map(written).collect())
+                    }
+                    ChatWrite::ReadUpTo { .. } => ChatWritten::Read,
+                })
+                .collect())
+        }
+    }
+
+    /// Reads the members when a load starts, then answers only once the
+    /// test lets it (a load the database has read, still on its way back).
+    struct GatedSource {
+        members: Mutex<Vec<(i64, i64)>>,
+        gate: Semaphore,
+    }
+
+    impl ConversationSource for GatedSource {
+        async fn load(&self, ids: Vec<i64>) -> Result<Vec<(i64, Home)>, String> {
+            let members = self.members.lock().unwrap().clone();
+            self.gate.acquire().await.map_err(|e| e.to_string())?.forget();
+            let snapshot = |members: Vec<(i64, i64)>| ConversationSnapshot {
+                members,
+                is_case: false,
+                closed: false,
+                last_seq: 0,
+            };
+            Ok(ids.into_iter().map(|id| (id, Home::Here(snapshot(members.clone())))).collect())
+        }
+
+        fn forward(&self, _: &NodeId, request: Request) {
+            request.fail(ChatError::Moved);
+        }
+
+        async fn keep(&self, _: Vec<i64>) -> Vec<i64> {
+            Vec::new()
+        }
+
+        async fn let_go(&self, _: Vec<i64>) {}
+    }
+
+    async fn send_as(
+        shard: &Addr<ConversationShard<Accepting, GatedSource>>,
+        user_id: i64,
+        id: &str,
+    ) -> Result<Ack, ChatError> {
+        let (reply, answer) = oneshot::channel();
+        let caller = Caller { user_id, operator: false, connection: 1, forwarded: false };
+        let (client_msg_id, payload) = (id.into(), r#"{"text":"hi"}"#.into());
+        let kind = MessageKind::Text;
+        shard.do_send(SendMessage { conversation_id: 7, caller, client_msg_id, kind, payload, reply });
+        answer.await.unwrap()
+    }
+
+    #[actix::test]
+    async fn a_conversation_forgotten_while_its_load_is_out_is_loaded_again() {
+        let writer = spawn_writer(
+            Accepting,
+            WriterConfig {
+                max_rows: 10,
+                max_delay: Duration::from_millis(1),
+                queue_capacity: 100,
+                max_in_flight: 1,
+            },
+            Arc::new(|_| {}),
+        );
+        let source =
+            Arc::new(GatedSource { members: Mutex::new(vec![(10, 0), (20, 0)]), gate: Semaphore::new(0) });
+        let directories = Arc::new(Directories::new(vec![Directory::default().start()], None));
+        let shard = ConversationShard::new(writer, source.clone(), directories, 8, None).start();
+
+        // A member connects: the load reads agent 20 as a member...
+        shard.do_send(Warm { conversation_ids: vec![7] });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // ...then the conversation moves to agent 30 and is forgotten
+        // before that load is back.
+        *source.members.lock().unwrap() = vec![(10, 0), (30, 0)];
+        shard.do_send(Forget { conversation_id: 7 });
+        source.gate.add_permits(2);
+
+        assert_eq!(send_as(&shard, 20, "a").await.err(), Some(ChatError::NotMember), "the old agent is out");
+        assert_eq!(send_as(&shard, 30, "b").await.unwrap().seq, 1, "the new one is in");
     }
 }
