@@ -777,9 +777,11 @@ impl<S: ChatStore, L: ConversationSource> Handler<Warm> for ConversationShard<S,
 
     fn handle(&mut self, msg: Warm, ctx: &mut Context<Self>) {
         for conversation_id in msg.conversation_ids {
-            let known = self.conversations.contains_key(&conversation_id)
-                || self.remote.contains_key(&conversation_id);
-            if let (false, Entry::Vacant(slot)) = (known, self.loading.entry(conversation_id)) {
+            if self.conversations.contains_key(&conversation_id) || self.remote.contains_key(&conversation_id)
+            {
+                continue;
+            }
+            if let Entry::Vacant(slot) = self.loading.entry(conversation_id) {
                 slot.insert(Vec::new());
                 self.to_load.push(conversation_id);
             }
