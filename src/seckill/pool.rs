@@ -571,16 +571,18 @@ mod tests {
     #[tokio::test]
     async fn a_lease_not_renewed_in_time_is_reclaimed_by_another_node() {
         let prefix = prefix();
-        let dead = node(&prefix, 30, 100).await;
-        let live = node(&prefix, 30, 100).await;
+        // A 1 s lease, renewed at 0.6 s and checked at 1.2 s: 0.4 s of slack
+        // either side, so a loaded CI machine's late timers do not matter.
+        let dead = node(&prefix, 30, 1000).await;
+        let live = node(&prefix, 30, 1000).await;
         let keys = keys(&dead);
         dead.init(&keys, 100, &HashMap::new()).await.unwrap();
         assert_eq!(units(dead.lease(&keys).await.unwrap()), (30, 70));
         assert_eq!(units(live.lease(&keys).await.unwrap()), (30, 40));
         assert_eq!(units(live.reclaim(&keys).await.unwrap()), (0, 40), "nothing has expired yet");
-        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
         assert!(live.renew(&keys).await.unwrap());
-        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
         // The dead node's 30 come back; the live node renewed, so it keeps its 30.
         assert_eq!(units(live.reclaim(&keys).await.unwrap()), (30, 70));
         assert!(!dead.renew(&keys).await.unwrap(), "the dead node's lease is gone");
