@@ -123,14 +123,17 @@ pub async fn delete_admin(state: &AppState, actor: Actor, id: i64) -> ApiResult<
 }
 
 /// Loads a member for a change, refusing admin/staff targets to actors
-/// without `admin.manage`.
+/// without `admin.manage`, and targets holding a permission the actor
+/// does not: counting roles held through groups, not only direct ones.
 async fn find_target(
     client: &impl deadpool_postgres::GenericClient,
     actor: Actor,
     id: i64,
 ) -> ApiResult<AccountRow> {
     let account = store::find_account(client, id).await?.ok_or_else(not_found)?;
-    actor.check_privileged(account.roles.iter().map(String::as_str))?;
+    let held = account_store::find_principal(client, id).await?.ok_or_else(not_found)?;
+    actor.check_privileged(held.roles.iter().map(String::as_str))?;
+    actor.check_holds(held.permissions.iter().map(String::as_str))?;
     Ok(account)
 }
 

@@ -25,12 +25,44 @@ pub struct Actor {
     /// Holds `admin.manage`: only such actors may touch admin and staff
     /// accounts or grants, so a lesser permission cannot be escalated.
     pub manages_admins: bool,
+    /// The permissions the actor holds, one bit per entry of [`perm::ALL`]:
+    /// a role manager may only hand out (or take back) what they hold
+    /// themselves.
+    holds: u64,
 }
 
 impl Actor {
     /// The actor behind a request.
     pub fn new(principal: &Principal, ip: ClientIp) -> Self {
-        Self { user_id: principal.user_id, ip: ip.0, manages_admins: principal.has(perm::AdminManage::NAME) }
+        let holds = perm::ALL
+            .iter()
+            .enumerate()
+            .filter(|(_, name)| principal.has(name))
+            .fold(0, |bits, (i, _)| bits | 1 << i);
+        Self {
+            user_id: principal.user_id,
+            ip: ip.0,
+            manages_admins: principal.has(perm::AdminManage::NAME),
+            holds,
+        }
+    }
+
+    /// Refuses with 403 unless the actor holds every one of `permissions`:
+    /// creating, changing, granting or revoking a role (or a group's
+    /// roles) that carries more than the actor holds would be an
+    /// escalation, to the actor or to anyone they pick.
+    pub fn check_holds<'a>(&self, permissions: impl IntoIterator<Item = &'a str>) -> ApiResult<()> {
+        let missing: Vec<&str> = permissions
+            .into_iter()
+            .filter(|name| {
+                perm::ALL.iter().position(|p| p == name).is_none_or(|i| self.holds & (1 << i) == 0)
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::new(ErrorCode::Forbidden)
+            .with_message(format!("you cannot hand out permissions you do not hold: {}", missing.join(", "))))
     }
 
     /// Refuses with 403 unless the actor may manage admin and staff

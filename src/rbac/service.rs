@@ -71,6 +71,7 @@ pub async fn create_role(state: &AppState, actor: Actor, fields: RoleFields) -> 
     let name = fields.name.unwrap_or_default();
     let description = fields.description.unwrap_or_default();
     let permissions = sorted_unique(&fields.permissions.unwrap_or_default());
+    actor.check_holds(permissions.iter().map(String::as_str))?;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
     let id = store::insert_role(&tx, &name, &description).await?.ok_or_else(taken)?;
@@ -104,6 +105,9 @@ pub async fn update_role(state: &AppState, actor: Actor, id: i64, fields: RoleFi
         );
     }
     actor.check_privileged([role.name.as_str()])?;
+    actor.check_holds(
+        role.permissions.iter().chain(fields.permissions.iter().flatten()).map(String::as_str),
+    )?;
     let name = fields.name.unwrap_or(role.name);
     let description = fields.description.unwrap_or(role.description);
     if !store::update_role(&tx, id, &name, &description).await? {
@@ -131,6 +135,7 @@ pub async fn delete_role(state: &AppState, actor: Actor, id: i64) -> ApiResult<(
     if role.builtin {
         return Err(ApiError::new(ErrorCode::InvalidState).with_message("built-in roles cannot be deleted"));
     }
+    actor.check_holds(role.permissions.iter().map(String::as_str))?;
     store::delete_role(&tx, id).await?;
     actor.record(&tx, "role.delete", format_args!("role:{id}"), json!({"name": role.name})).await?;
     tx.commit().await?;
@@ -150,6 +155,7 @@ pub async fn set_user_role(
     account::store::find_user(&tx, user_id).await?.ok_or_else(|| not_found("user"))?;
     let role = store::find_role(&tx, role_id).await?.ok_or_else(|| not_found("role"))?;
     actor.check_privileged([role.name.as_str()])?;
+    actor.check_holds(role.permissions.iter().map(String::as_str))?;
     let changed = if grant {
         store::grant_user_role(&tx, user_id, role_id).await?
     } else {
@@ -225,6 +231,7 @@ pub async fn delete_group(state: &AppState, actor: Actor, id: i64) -> ApiResult<
     let tx = client.transaction().await?;
     let group = store::find_group(&tx, id).await?.ok_or_else(|| not_found("group"))?;
     actor.check_privileged(group.roles.iter().map(String::as_str))?;
+    actor.check_holds(store::group_permissions(&tx, group.id).await?.iter().map(String::as_str))?;
     let members = store::delete_group(&tx, id).await?;
     actor.record(&tx, "group.delete", format_args!("group:{id}"), json!({"name": group.name})).await?;
     tx.commit().await?;
@@ -247,6 +254,7 @@ pub async fn set_group_member(
     let group = store::find_group(&tx, group_id).await?.ok_or_else(|| not_found("group"))?;
     account::store::find_user(&tx, user_id).await?.ok_or_else(|| not_found("user"))?;
     actor.check_privileged(group.roles.iter().map(String::as_str))?;
+    actor.check_holds(store::group_permissions(&tx, group.id).await?.iter().map(String::as_str))?;
     let changed = store::set_group_member(&tx, group_id, user_id, add).await?;
     if !add && !changed {
         return Err(ApiError::new(ErrorCode::NotFound).with_message("the user is not in that group"));
@@ -270,6 +278,7 @@ pub async fn set_group_role(
     store::find_group(&tx, group_id).await?.ok_or_else(|| not_found("group"))?;
     let role = store::find_role(&tx, role_id).await?.ok_or_else(|| not_found("role"))?;
     actor.check_privileged([role.name.as_str()])?;
+    actor.check_holds(role.permissions.iter().map(String::as_str))?;
     let changed = store::set_group_role(&tx, group_id, role_id, add).await?;
     if !add && !changed {
         return Err(ApiError::new(ErrorCode::NotFound).with_message("the group does not hold that role"));

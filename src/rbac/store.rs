@@ -190,6 +190,20 @@ pub async fn find_group(
     client.query_opt(&stmt, &[&id]).await?.map(|row| GroupRow::from_row(&row)).transpose()
 }
 
+/// Every permission the roles of a group grant (what its members get).
+pub async fn group_permissions(
+    client: &impl GenericClient,
+    group_id: i64,
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT DISTINCT rp.permission FROM group_roles gr
+             JOIN role_permissions rp ON rp.role_id = gr.role_id WHERE gr.group_id = $1",
+        )
+        .await?;
+    Ok(client.query(&stmt, &[&group_id]).await?.iter().map(|row| row.get(0)).collect())
+}
+
 /// Inserts a group; `None` when the name is taken.
 pub async fn insert_group(
     client: &impl GenericClient,

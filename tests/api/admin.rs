@@ -143,3 +143,43 @@ async fn member_management_refuses_members_and_staff_cannot_touch_admins() {
         app.call("POST", &format!("/api/system/members/{wes}/freeze"), Some(&staff), None).await;
     assert_eq!(freeze_member.status, 200);
 }
+
+#[actix_web::test]
+async fn staff_cannot_touch_an_admin_whose_admin_role_comes_through_a_group() {
+    let app = spawn_app().await;
+    let (_, root) = app.admin("root").await;
+    let (yan, _) = app.member("yan").await;
+    let roles = app.call("GET", "/api/system/roles", Some(&root), None).await;
+    let admin_role = roles.body["items"].as_array().unwrap().iter().find(|r| r["name"] == "admin").unwrap()
+        ["id"]
+        .as_i64()
+        .unwrap();
+    let group = app.call("POST", "/api/system/groups", Some(&root), Some(json!({"name": "ops"}))).await;
+    let gid = group.body["id"].as_i64().unwrap();
+    app.call("PUT", &format!("/api/system/groups/{gid}/roles/{admin_role}"), Some(&root), None).await;
+    app.call("PUT", &format!("/api/system/groups/{gid}/members/{yan}"), Some(&root), None).await;
+    app.call(
+        "POST",
+        "/api/system/admins",
+        Some(&root),
+        Some(json!({"username": "xia", "email": "xia@example.com", "password": "password-123", "role": "staff"})),
+    )
+    .await;
+    let staff = app.login("xia").await;
+    for (method, path) in [
+        ("POST", format!("/api/system/members/{yan}/freeze")),
+        ("PATCH", format!("/api/system/members/{yan}")),
+    ] {
+        let body = (method == "PATCH").then(|| json!({"nickname": "taken over"}));
+        let refused = app.call(method, &path, Some(&staff), body).await;
+        assert_eq!(
+            (refused.status.as_u16(), refused.code()),
+            (403, "forbidden"),
+            "{path}: {:?}",
+            refused.body
+        );
+    }
+    let yan_account = app.call("GET", &format!("/api/system/members/{yan}"), Some(&root), None).await;
+    assert_eq!(yan_account.body["status"], "unverified", "{:?}", yan_account.body);
+    assert_eq!(yan_account.body["nickname"], serde_json::Value::Null);
+}

@@ -241,3 +241,57 @@ async fn role_managers_without_admin_manage_cannot_grant_admin() {
         .await;
     assert_eq!((escalate.status.as_u16(), escalate.code()), (403, "forbidden"));
 }
+
+#[actix_web::test]
+async fn role_managers_cannot_hand_out_permissions_they_do_not_hold() {
+    let app = spawn_app().await;
+    let (_, admin) = app.admin("root").await;
+    let (ned, ned_token) = app.member("ned").await;
+    let (olga, olga_token) = app.member("olga").await;
+    let role = |name: &str, permissions: serde_json::Value| json!({"name": name, "permissions": permissions});
+    let managers = app
+        .call("POST", "/api/system/roles", Some(&admin), Some(role("rolemgr", json!(["role.manage"]))))
+        .await;
+    let rid = managers.body["id"].as_i64().unwrap();
+    app.call("PUT", &format!("/api/system/users/{ned}/roles/{rid}"), Some(&admin), None).await;
+
+    // A new role, or a change to one, with more than ned holds.
+    let create = app
+        .call("POST", "/api/system/roles", Some(&ned_token), Some(role("payer", json!(["finance.manage"]))))
+        .await;
+    assert_eq!((create.status.as_u16(), create.code()), (403, "forbidden"), "{:?}", create.body);
+    let member_role = role_id(&app, &admin, "member").await;
+    let patch = app
+        .call(
+            "PATCH",
+            &format!("/api/system/roles/{member_role}"),
+            Some(&ned_token),
+            Some(json!({"permissions": ["admin.manage"]})),
+        )
+        .await;
+    assert_eq!((patch.status.as_u16(), patch.code()), (403, "forbidden"), "{:?}", patch.body);
+
+    // Granting (to a user or a group ned can fill) a role stronger than his.
+    let auditors = app
+        .call("POST", "/api/system/roles", Some(&admin), Some(role("auditor", json!(["audit.read"]))))
+        .await;
+    let auditor = auditors.body["id"].as_i64().unwrap();
+    let grant =
+        app.call("PUT", &format!("/api/system/users/{olga}/roles/{auditor}"), Some(&ned_token), None).await;
+    assert_eq!((grant.status.as_u16(), grant.code()), (403, "forbidden"), "{:?}", grant.body);
+    let group =
+        app.call("POST", "/api/system/groups", Some(&admin), Some(json!({"name": "audit team"}))).await;
+    let gid = group.body["id"].as_i64().unwrap();
+    app.call("PUT", &format!("/api/system/groups/{gid}/roles/{auditor}"), Some(&admin), None).await;
+    let join =
+        app.call("PUT", &format!("/api/system/groups/{gid}/members/{olga}"), Some(&ned_token), None).await;
+    assert_eq!((join.status.as_u16(), join.code()), (403, "forbidden"), "{:?}", join.body);
+    assert!(!allowed(&app, &olga_token, "audit.read").await);
+    assert!(!allowed(&app, &ned_token, "finance.manage").await);
+
+    // What he holds, he may hand out.
+    let own = app
+        .call("POST", "/api/system/roles", Some(&ned_token), Some(role("helper", json!(["role.manage"]))))
+        .await;
+    assert_eq!(own.status, 201, "{:?}", own.body);
+}
