@@ -9,6 +9,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use tokio_postgres::error::SqlState;
 use utoipa::ToSchema;
 
 macro_rules! error_codes {
@@ -234,8 +235,13 @@ impl From<deadpool_postgres::PoolError> for ApiError {
 
 impl From<tokio_postgres::Error> for ApiError {
     fn from(err: tokio_postgres::Error) -> Self {
+        let refused_text = [SqlState::CHARACTER_NOT_IN_REPERTOIRE, SqlState::UNTRANSLATABLE_CHARACTER];
         if err.is_closed() {
             Self::unavailable(err)
+        } else if err.code().is_some_and(|code| refused_text.contains(code)) {
+            // A NUL (or an escape of one) that validation let through: the
+            // client's input, not a server fault; the statement wrote nothing.
+            Self::new(ErrorCode::ValidationFailed).with_message("text may not contain NUL characters")
         } else {
             Self::internal(err)
         }

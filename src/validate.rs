@@ -20,10 +20,13 @@ impl Validator {
         self.problems.push(FieldError { field: field.to_owned(), problem: problem.to_owned() });
     }
 
-    /// Checks that `value` has between `min` and `max` characters.
+    /// Checks that `value` has between `min` and `max` characters, none of
+    /// them NUL (which Postgres text cannot hold).
     pub fn length(&mut self, field: &str, value: &str, min: usize, max: usize) -> &mut Self {
         let n = value.chars().count();
-        if n < min {
+        if value.contains('\0') {
+            self.problem(field, "invalid_character");
+        } else if n < min {
             self.problem(field, if n == 0 { "required" } else { "too_short" });
         } else if n > max {
             self.problem(field, "too_long");
@@ -47,6 +50,22 @@ impl Validator {
             Err(ApiError::validation(std::mem::take(&mut self.problems)))
         }
     }
+}
+
+/// Whether JSON text holds a `\u0000` escape (in a string or a key):
+/// valid JSON, but `jsonb` refuses it, so it must be caught before a
+/// statement (or a whole group-commit batch) fails on it.
+pub fn json_has_nul(json: &str) -> bool {
+    let mut bytes = json.as_bytes().iter();
+    while let Some(&byte) = bytes.next() {
+        if byte == b'\\' {
+            // The escaped character; `u` is followed by four hex digits.
+            if bytes.next() == Some(&b'u') && bytes.as_slice().starts_with(b"0000") {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// A plausible email address: one `@`, a dot in the domain, no spaces.
@@ -106,5 +125,19 @@ pub fn header_value(
         }
         _ => Err(ApiError::new(crate::error::ErrorCode::InvalidHeader)
             .with_message(format!("{name} must be 1-{max_len} visible ASCII characters"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nul_escape_is_found_in_strings_and_keys_but_an_escaped_backslash_is_text() {
+        assert!(json_has_nul(r#"{"text":"a\u0000b"}"#));
+        assert!(json_has_nul(r#"{"a\u0000":1}"#));
+        assert!(!json_has_nul(r#"{"text":"a\\u0000b"}"#));
+        assert!(json_has_nul(r#"{"text":"a\\\u0000b"}"#));
+        assert!(!json_has_nul(r#"{"text":"\u1000 \u00e9 \\"}"#));
     }
 }

@@ -782,6 +782,8 @@ fn check_message(
     };
     if shape_ok.is_err() {
         v.problem("payload", "invalid_shape");
+    } else if crate::validate::json_has_nul(json) {
+        v.problem("payload", "invalid_character");
     }
     v.finish()?;
     Ok(kind)

@@ -272,6 +272,18 @@ async fn a_message_is_acked_once_stored_delivered_live_and_a_retry_is_not_duplic
         (error["code"].as_str(), error["client_msg_id"].as_str()),
         (Some("validation_failed"), Some("c-3"))
     );
+    // A NUL (valid JSON, refused by jsonb) is refused up front: stored in
+    // a batch, it would have failed every message committed with it.
+    for payload in [json!({"text": "a\u{0}b"}), json!({"text": "ok", "te\u{0}xt": 1})] {
+        shopper_ws
+            .send(json!({"type": "send", "conversation_id": id, "client_msg_id": "c-nul", "kind": "text",
+                         "payload": payload}))
+            .await;
+        let error = shopper_ws.next_of("error").await;
+        assert_eq!(error["code"], "validation_failed", "{error}");
+    }
+    assert_eq!(shopper_ws.say(id, "c-4", "still here, backslash \\u0000 is text").await["seq"], 3);
+    assert_eq!(agent_ws.next_of("deliver").await["payload"]["text"], "still here, backslash \\u0000 is text");
     shopper_ws.send(json!({"type": "shout"})).await;
     assert_eq!(shopper_ws.next_of("error").await["code"], "invalid_body");
     shopper_ws.framed.send(Message::Text("{not json".into())).await.unwrap();
@@ -283,7 +295,7 @@ async fn a_message_is_acked_once_stored_delivered_live_and_a_retry_is_not_duplic
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(
         reply.body.as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect::<Vec<_>>(),
-        vec![2]
+        vec![2, 3]
     );
     let reply =
         app.call("GET", &format!("/api/chat/conversations/{id}/messages?limit=0"), Some(&agent), None).await;
@@ -500,6 +512,11 @@ async fn a_complaint_is_escalated_taken_and_decided_with_every_change_recorded()
     assert_eq!((case["status"].as_str(), case["filed_by"].as_i64()), (Some("open"), Some(shopper_id)));
     let mut bad = body.clone();
     bad["subject"] = json!("");
+    assert_eq!(
+        app.call("POST", "/api/cases", Some(&shopper), Some(bad.clone())).await.code(),
+        "validation_failed"
+    );
+    bad["subject"] = json!("Broken\u{0}teapot");
     assert_eq!(app.call("POST", "/api/cases", Some(&shopper), Some(bad)).await.code(), "validation_failed");
     assert_eq!(
         app.call("POST", "/api/cases", Some(&owner), Some(body)).await.status,
