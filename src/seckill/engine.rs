@@ -345,7 +345,8 @@ impl SeckillEngine {
     pub async fn follow_pools(self: Arc<Self>) {
         let Some(pool) = self.pool.clone() else { return };
         pool.follow(async |signal| {
-            // Missed messages are made good by each keeper's next round.
+            // Missed messages (levels, opens, closes) are made good by
+            // each keeper's next round.
             let Signal::Message(message) = signal else { return };
             match PoolNews::parse(&message) {
                 Some(PoolNews::Level { event_id, pool }) => {

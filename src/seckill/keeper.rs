@@ -3,7 +3,9 @@
 //! the stock actor never does.
 //!
 //! It wakes when the actor runs low (or has requests parked) and on a
-//! timer (three times per lease life). Each time it reports units sold,
+//! timer (three times per lease life). Each time it applies an open or
+//! close made on another node (announced over pub/sub, which can miss
+//! it, so the database is read again), reports units sold,
 //! renews the lease, reclaims leases of nodes that stopped renewing (dead
 //! ones) into the pool, tells the actor the pool's level, and when asked
 //! leases another chunk. Once the sale is over here it gives back whatever
@@ -63,6 +65,7 @@ pub async fn keep(pool: Arc<StockPool>, db: deadpool_postgres::Pool, live: Weak<
         };
         let Some(live) = live.upgrade() else { return };
         let Some(lease) = &live.lease else { return };
+        follow_switches(&db, &live).await;
         if let Err(err) = round(&pool, &live, lease, &mut held, wanted).await {
             match err.downcast_ref::<PoolError>() {
                 Some(PoolError::Missing(event_id)) => {
@@ -78,6 +81,29 @@ pub async fn keep(pool: Arc<StockPool>, db: deadpool_postgres::Pool, live: Weak<
                 lease.link.need.notify_one();
             }
         }
+    }
+}
+
+/// Applies an early open or a close stored by any node to this node's
+/// gate. A failed read is only logged: the lease must be kept (and sold
+/// units reported) through a database hiccup, and the next round reads
+/// again.
+async fn follow_switches(db: &deadpool_postgres::Pool, live: &LiveEvent) {
+    let switches = match db.get().await {
+        Ok(client) => store::find_switches(&client, live.event.id).await.map_err(anyhow::Error::from),
+        Err(err) => Err(err.into()),
+    };
+    match switches {
+        Ok(Some((opened, closed))) => {
+            if opened {
+                live.gate.open_now();
+            }
+            if closed {
+                live.gate.close();
+            }
+        }
+        Ok(None) => {}
+        Err(err) => tracing::warn!(event_id = live.event.id, error = %err, "cannot read a sale's open/close"),
     }
 }
 

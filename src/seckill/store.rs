@@ -162,6 +162,20 @@ pub async fn mark_opened(client: &impl GenericClient, id: i64) -> Result<u64, to
     client.execute(&stmt, &[&id]).await
 }
 
+/// Whether an event was opened early and whether it was closed, by hand
+/// (on any node); `None` if it is gone.
+pub async fn find_switches(
+    client: &impl GenericClient,
+    id: i64,
+) -> Result<Option<(bool, bool)>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT opened_at IS NOT NULL, closed_at IS NOT NULL FROM seckill_events WHERE id = $1",
+        )
+        .await?;
+    Ok(client.query_opt(&stmt, &[&id]).await?.map(|row| (row.get(0), row.get(1))))
+}
+
 /// Marks an event closed (no-op if already closed).
 pub async fn mark_closed(client: &impl GenericClient, id: i64) -> Result<u64, tokio_postgres::Error> {
     let stmt = client

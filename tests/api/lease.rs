@@ -170,3 +170,49 @@ async fn a_node_stopping_cleanly_gives_its_unsold_lease_back_to_the_pool() {
     assert_eq!((pool, leases), (97, 0), "the 17 unsold units are back; the 3 sold are not");
     assert_eq!(bought, 3, "the shopper's count is kept");
 }
+
+#[actix_web::test]
+async fn a_close_this_node_never_heard_of_stops_its_sales_within_a_keeper_round() {
+    let (mut settings, db_name) = fresh_settings().await;
+    settings.seckill.stock_authority = rs_cms::config::StockAuthority::Redis;
+    settings.seckill.lease_ttl_ms = 900;
+    let app = crate::helpers::spawn_app_with(settings, db_name).await;
+    let (_, admin) = app.admin("ops").await;
+    let (_, shopper) = app.member("late").await;
+    let event = create_event(&app, &admin, event_body(100, 50, json!({}))).await;
+    let buy = |n: usize| {
+        let key = format!("k{n}");
+        let path = format!("/api/seckill/events/{event}/orders");
+        let (app, shopper) = (&app, &shopper);
+        async move {
+            app.call_with(
+                "POST",
+                &path,
+                Some(shopper),
+                Some(json!({"quantity": 1})),
+                &[("Idempotency-Key", &key)],
+            )
+            .await
+        }
+    };
+    assert_eq!(buy(0).await.status, 201);
+
+    // Closed by another node whose announcement this node missed: only
+    // the database says so.
+    app.db
+        .get()
+        .await
+        .unwrap()
+        .execute("UPDATE seckill_events SET closed_at = now() WHERE id = $1", &[&event])
+        .await
+        .unwrap();
+    for n in 1..=30 {
+        let reply = buy(n).await;
+        if reply.code() == "ended" {
+            return;
+        }
+        assert_eq!(reply.status, 201, "{:?}", reply.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the node kept selling a closed sale for 3 s (lease rounds every 300 ms)");
+}
