@@ -100,7 +100,7 @@ pub async fn owe_refund(
     let refund_id = match row.try_get::<_, Option<i64>>("paid_by_payment_id")? {
         Some(payment_id) => {
             let refund_id =
-                payment_store::insert_refund(client, payment_id, owed, reason, after_sale_id).await?;
+                payment_store::insert_refund(client, payment_id, owed, reason, after_sale_id, None).await?;
             payment_store::log_event(
                 client,
                 payment_id,

@@ -181,9 +181,15 @@ pub async fn apply_callback(
             return Ok(CallbackEffect::Duplicate);
         }
         // Money for a payment already settled (charged twice, or paid after
-        // a decline): keep nothing that cannot be applied.
+        // a decline): keep nothing that cannot be applied, and refund each
+        // such transaction once however often the gateway redelivers it
+        // (the payment row is locked, so the check cannot race).
+        if store::refund_of_txn_exists(&tx, payment.id, &callback.txn_id).await? {
+            return Ok(CallbackEffect::Duplicate);
+        }
         let refund_id =
-            owe_refund(&tx, &payment, callback.amount_cents, "second settlement", &detail).await?;
+            owe_refund(&tx, &payment, &callback.txn_id, callback.amount_cents, "second settlement", &detail)
+                .await?;
         tx.commit().await?;
         drop(client);
         send_refund_logged(state, refund_id).await;
@@ -208,7 +214,9 @@ pub async fn apply_callback(
         .await?;
         store::settle(&tx, payment.id, "failed", Some(&callback.txn_id), callback.occurred_at, &detail)
             .await?;
-        let refund_id = owe_refund(&tx, &payment, callback.amount_cents, "amount_mismatch", &detail).await?;
+        let refund_id =
+            owe_refund(&tx, &payment, &callback.txn_id, callback.amount_cents, "amount_mismatch", &detail)
+                .await?;
         tx.commit().await?;
         drop(client);
         send_refund_logged(state, refund_id).await;
@@ -230,7 +238,9 @@ pub async fn apply_callback(
         }
         Err(err) if not_payable(err.code()) => {
             let reason = format!("order not payable: {}", err.code().as_str());
-            let refund_id = owe_refund(&tx, &payment, payment.view.amount_cents, &reason, &detail).await?;
+            let refund_id =
+                owe_refund(&tx, &payment, &callback.txn_id, payment.view.amount_cents, &reason, &detail)
+                    .await?;
             tx.commit().await?;
             drop(client);
             send_refund_logged(state, refund_id).await;
@@ -240,17 +250,19 @@ pub async fn apply_callback(
     }
 }
 
-/// Records a refund owed on `payment` of money no order can take, with its
-/// event and its entry in the books, in the caller's transaction; the
-/// refund worker (or the caller, after commit) sends it.
+/// Records a refund owed on `payment` of money no order can take (the
+/// gateway's transaction `txn_id`), with its event and its entry in the
+/// books, in the caller's transaction; the refund worker (or the caller,
+/// after commit) sends it.
 async fn owe_refund(
     tx: &impl deadpool_postgres::GenericClient,
     payment: &PaymentRow,
+    txn_id: &str,
     amount_cents: i64,
     reason: &str,
     callback: &serde_json::Value,
 ) -> ApiResult<i64> {
-    let refund_id = store::insert_refund(tx, payment.id, amount_cents, reason, None).await?;
+    let refund_id = store::insert_refund(tx, payment.id, amount_cents, reason, None, Some(txn_id)).await?;
     store::log_event(tx, payment.id, "refund_requested", &json!({"reason": reason, "callback": callback}))
         .await?;
     order_money::record_unapplied_receipt(tx, refund_id, amount_cents, reason).await?;

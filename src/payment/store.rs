@@ -238,14 +238,31 @@ pub async fn insert_refund(
     amount_cents: i64,
     reason: &str,
     after_sale_id: Option<i64>,
+    source_txn_id: Option<&str>,
 ) -> Result<i64, tokio_postgres::Error> {
     let stmt = client
         .prepare_cached(
-            "INSERT INTO refunds (payment_id, amount_cents, reason, status, after_sale_id)
-             VALUES ($1, $2, $3, 'pending', $4) RETURNING id",
+            "INSERT INTO refunds (payment_id, amount_cents, reason, status, after_sale_id, source_txn_id)
+             VALUES ($1, $2, $3, 'pending', $4, $5) RETURNING id",
         )
         .await?;
-    client.query_one(&stmt, &[&payment_id, &amount_cents, &reason, &after_sale_id]).await?.try_get(0)
+    client
+        .query_one(&stmt, &[&payment_id, &amount_cents, &reason, &after_sale_id, &source_txn_id])
+        .await?
+        .try_get(0)
+}
+
+/// Whether a refund of the gateway transaction `txn_id` on `payment_id`
+/// is already owed (a redelivered callback of money refunded on arrival).
+pub async fn refund_of_txn_exists(
+    client: &impl GenericClient,
+    payment_id: i64,
+    txn_id: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM refunds WHERE payment_id = $1 AND source_txn_id = $2)")
+        .await?;
+    client.query_one(&stmt, &[&payment_id, &txn_id]).await?.try_get(0)
 }
 
 /// Records that `payment_id` is what paid the order (its refunds go back

@@ -105,6 +105,16 @@ async fn a_sandbox_payment_pays_the_order_once_however_often_its_callback_comes(
         app.call("GET", &format!("/api/orders/{no}"), Some(&token), None).await.body["history"].clone();
     assert_eq!(history.as_array().unwrap().iter().filter(|h| h["to_status"] == "paid").count(), 1);
     assert_eq!(app.count("refunds").await, 0);
+
+    // A second charge of the settled payment is refunded once, however
+    // often the gateway redelivers it.
+    let mut twice = body.clone();
+    twice["txn_id"] = json!("second-charge");
+    let reply = callback(&app, &twice, &secret, Utc::now().timestamp()).await;
+    assert_eq!((reply.status, reply.body["effect"].as_str()), (StatusCode::OK, Some("refunded")));
+    let reply = callback(&app, &twice, &secret, Utc::now().timestamp()).await;
+    assert_eq!((reply.status, reply.body["effect"].as_str()), (StatusCode::OK, Some("duplicate")));
+    assert_eq!(app.count("refunds").await, 1);
 }
 
 #[actix_web::test]
