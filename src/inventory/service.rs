@@ -16,8 +16,9 @@ pub async fn record(state: &AppState, movement: &Movement<'_>) -> ApiResult<Move
     let Some(recorded) = store::record(&client, movement).await? else {
         return Err(match store::stock_of(&client, movement.shop_id, movement.sku_id).await? {
             None => ApiError::new(ErrorCode::NotFound).with_message("no such SKU in this shop"),
-            Some(stock) if movement.delta < 0 => ApiError::new(ErrorCode::InsufficientStock)
-                .with_message(format!("the SKU has {stock} in stock; cannot take {}", -movement.delta)),
+            Some(stock) if movement.delta < 0 => ApiError::new(ErrorCode::InsufficientStock).with_message(
+                format!("the SKU has {stock} in stock; cannot take {}", movement.delta.unsigned_abs()),
+            ),
             Some(stock) => ApiError::new(ErrorCode::InvalidState)
                 .with_message(format!("the SKU has {stock} in stock; it cannot hold more than {MAX_STOCK}")),
         });

@@ -106,7 +106,12 @@ pub async fn create_event(state: &AppState, actor: Actor, req: CreateEventReques
         "per_user_limit": row.per_user_limit, "starts_at": row.starts_at, "ends_at": row.ends_at});
     actor.record(&tx, "seckill.create", format_args!("seckill_event:{}", row.id), detail).await?;
     tx.commit().await?;
-    state.seckill.add(row.clone()).await?;
+    // Created is created: a failure to start it here (Redis or the pool
+    // down) must not read as "not created" and invite a second event; it
+    // starts on first use instead.
+    if let Err(err) = state.seckill.add(row.clone()).await {
+        tracing::warn!(event_id = row.id, error = %err, "flash sale created but not started yet");
+    }
     Ok(row)
 }
 

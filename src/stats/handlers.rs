@@ -74,12 +74,12 @@ pub async fn shop_stats(
 ) -> ApiResult<HttpResponse> {
     let shop_id = path.into_inner();
     let to = query.to.unwrap_or_else(|| state.clock.now().date_naive());
-    let from = query.from.unwrap_or(to - TimeDelta::days(DEFAULT_DAYS - 1));
-    let span = (to - from).num_days() + 1;
-    if !(1..=MAX_DAYS).contains(&span) {
+    // Checked: a `to` near the calendar's start has no 30 days before it.
+    let from = query.from.or_else(|| to.checked_sub_signed(TimeDelta::days(DEFAULT_DAYS - 1)));
+    let Some(from) = from.filter(|from| (1..=MAX_DAYS).contains(&((to - *from).num_days() + 1))) else {
         return Err(ApiError::new(ErrorCode::InvalidQuery)
             .with_message(format!("from must not be after to, and the range is at most {MAX_DAYS} days")));
-    }
+    };
     let client = state.db.get().await?;
     access::require(&client, user.user_id, shop_id, ShopPermission::FinanceRead, Intent::Read).await?;
     let days = store::days(&client, shop_id, from, to).await?;

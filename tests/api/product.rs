@@ -452,6 +452,14 @@ async fn concurrent_stock_adjustments_end_at_the_exact_total_with_a_complete_led
         app.call("POST", &stock, Some(&owner), Some(json!({"delta": -181, "reason": "write-off"}))).await;
     assert_eq!((reply.status, reply.code()), (StatusCode::CONFLICT, "insufficient_stock"));
     let reply =
+        app.call("POST", &stock, Some(&owner), Some(json!({"delta": i32::MIN, "reason": "write-off"}))).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::CONFLICT, "insufficient_stock"),
+        "{:?}",
+        reply.body
+    );
+    let reply =
         app.call("POST", &stock, Some(&owner), Some(json!({"delta": 1_000_000_000, "reason": "typo"}))).await;
     assert_eq!((reply.status, reply.code()), (StatusCode::CONFLICT, "invalid_state"), "stock is capped");
     let reply = app.call("POST", &stock, Some(&owner), Some(json!({"delta": 0, "reason": ""}))).await;

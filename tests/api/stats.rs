@@ -76,6 +76,13 @@ async fn a_shop_sees_its_day_in_numbers_and_nobody_else_does() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "more than a year");
+    let path = format!("/api/merchant/shops/{}/stats?to=-262144-01-10", shop.shop_id);
+    let reply = app.call("GET", &path, Some(&shop.owner), None).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::BAD_REQUEST, "invalid_query"),
+        "no 30 days before it"
+    );
     let reply = app
         .call("GET", &format!("/api/merchant/shops/{}/stats", shop.shop_id), Some(&other.owner), None)
         .await;
