@@ -529,16 +529,19 @@ impl<S: ChatStore, L: ConversationSource> ConversationShard<S, L> {
                     let _ = msg.reply.send(Ok(()));
                     return;
                 }
-                member.1 = seq;
-                let members = conversation.member_ids();
                 let write = ChatWrite::ReadUpTo { conversation_id, user_id: msg.caller.user_id, seq };
                 let Ok(stored) = self.writer.submit(write) else {
                     let _ = msg.reply.send(Err(ChatError::Overloaded));
                     return;
                 };
+                // Raised now, so a later receipt below it is not written
+                // again; a failed write has the conversation reloaded with
+                // what is stored, so the client's retry is written.
+                member.1 = seq;
+                let members = conversation.member_ids();
                 let directories = self.directories.clone();
-                let (caller, reply) = (msg.caller, msg.reply);
-                // Needs nothing of the shard: a task of its own (see `flush`).
+                let (caller, reply, shard) = (msg.caller, msg.reply, ctx.address());
+                // A task of its own (see `flush`).
                 actix::spawn(async move {
                     match stored.await {
                         Ok(Ok(_)) => {
@@ -547,6 +550,7 @@ impl<S: ChatStore, L: ConversationSource> ConversationShard<S, L> {
                             let _ = reply.send(Ok(()));
                         }
                         _ => {
+                            shard.do_send(Forget { conversation_id });
                             let _ = reply.send(Err(ChatError::WriteFailed));
                         }
                     }
@@ -889,6 +893,7 @@ mod tests {
     struct GatedSource {
         members: Mutex<Vec<(i64, i64)>>,
         gate: Semaphore,
+        last_seq: i64,
     }
 
     impl ConversationSource for GatedSource {
@@ -899,7 +904,7 @@ mod tests {
                 members,
                 is_case: false,
                 closed: false,
-                last_seq: 0,
+                last_seq: self.last_seq,
             };
             Ok(ids.into_iter().map(|id| (id, Home::Here(snapshot(members.clone())))).collect())
         }
@@ -928,6 +933,56 @@ mod tests {
         answer.await.unwrap()
     }
 
+    /// Fails the first batch holding a read receipt; records the stored ones.
+    #[derive(Default)]
+    struct FailsFirstRead {
+        failed: std::sync::atomic::AtomicBool,
+        stored: Arc<Mutex<Vec<i64>>>,
+    }
+
+    impl BatchStore for FailsFirstRead {
+        type Item = ChatWrite;
+        type Outcome = ChatWritten;
+
+        async fn write_batch(&self, items: &[ChatWrite]) -> Result<Vec<ChatWritten>, String> {
+            let reads: Vec<i64> = items
+                .iter()
+                .filter_map(|item| match item {
+                    ChatWrite::ReadUpTo { seq, .. } => Some(*seq),
+                    ChatWrite::Messages(_) => None,
+                })
+                .collect();
+            if !reads.is_empty() && !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return Err("the database is down".into());
+            }
+            self.stored.lock().unwrap().extend(reads);
+            Accepting.write_batch(items).await
+        }
+    }
+
+    #[actix::test]
+    async fn a_read_receipt_whose_write_failed_is_written_when_retried() {
+        let store = FailsFirstRead::default();
+        let stored = store.stored.clone();
+        let config =
+            WriterConfig { max_rows: 10, max_delay: Duration::ZERO, queue_capacity: 100, max_in_flight: 1 };
+        let writer = spawn_writer(store, config, Arc::new(|_| {}));
+        // Three messages are stored; member 10 has read none.
+        let members = Mutex::new(vec![(10, 0), (20, 0)]);
+        let source = Arc::new(GatedSource { members, gate: Semaphore::new(9), last_seq: 3 });
+        let directories = Arc::new(Directories::new(vec![Directory::default().start()], None));
+        let shard = ConversationShard::new(writer, source, directories, 8, None).start();
+        let read = |seq: i64| {
+            let (reply, answer) = oneshot::channel();
+            let caller = Caller { user_id: 10, operator: false, connection: 1, forwarded: false };
+            shard.do_send(MarkRead { conversation_id: 7, caller, seq, reply });
+            answer
+        };
+        assert_eq!(read(2).await.unwrap(), Err(ChatError::WriteFailed));
+        assert_eq!(read(2).await.unwrap(), Ok(()));
+        assert_eq!(*stored.lock().unwrap(), vec![2], "the retry was written, not taken as done");
+    }
+
     #[actix::test]
     async fn a_conversation_forgotten_while_its_load_is_out_is_loaded_again() {
         let writer = spawn_writer(
@@ -940,8 +995,11 @@ mod tests {
             },
             Arc::new(|_| {}),
         );
-        let source =
-            Arc::new(GatedSource { members: Mutex::new(vec![(10, 0), (20, 0)]), gate: Semaphore::new(0) });
+        let source = Arc::new(GatedSource {
+            members: Mutex::new(vec![(10, 0), (20, 0)]),
+            gate: Semaphore::new(0),
+            last_seq: 0,
+        });
         let directories = Arc::new(Directories::new(vec![Directory::default().start()], None));
         let shard = ConversationShard::new(writer, source.clone(), directories, 8, None).start();
 
