@@ -16,14 +16,16 @@ use crate::storefront::store::ON_SALE;
 
 /// Writes group-commit batches of cart changes into Postgres.
 ///
-/// A whole batch is ONE upsert (one round trip, one transaction). A line is
+/// A whole batch is ONE upsert in one transaction. A line is
 /// stored only if its version is newer than the stored one, so a late write
 /// never rolls a line back, and only if the stored one is no newer than the
 /// writing actor expected, so an actor on one node never overwrites a
 /// change made on another that it has not seen; a removed line is stored
-/// as a tombstone (quantity 0). Rows are de-duplicated per (user, SKU), keeping the highest
-/// version (Postgres refuses to update one row twice in one statement), and
-/// sorted, so concurrent batches lock rows in the same order.
+/// as a tombstone (quantity 0). A user's write is all or nothing: if one of
+/// its lines loses, none is stored. Rows are de-duplicated per (user, SKU),
+/// keeping the highest version (Postgres refuses to update one row twice in
+/// one statement), and sorted, so concurrent batches lock rows in the same
+/// order.
 #[derive(Clone)]
 pub struct PgCartLines {
     pool: Pool,
@@ -60,60 +62,112 @@ impl BatchStore for PgCartLines {
             (a_user, a.line.sku_id).cmp(&(b_user, b.line.sku_id)).then(b.line.version.cmp(&a.line.version))
         });
         rows.dedup_by_key(|(user_id, write)| (*user_id, write.line.sku_id));
-        let n = rows.len();
-        let mut user_id = Vec::with_capacity(n);
-        let mut sku_id = Vec::with_capacity(n);
-        let mut quantity = Vec::with_capacity(n);
-        let mut selected = Vec::with_capacity(n);
-        let mut added_price = Vec::with_capacity(n);
-        let mut version = Vec::with_capacity(n);
-        let mut added_at = Vec::with_capacity(n);
-        // Looked up per updated row: a JSON object ("{user} {sku}" -> version)
-        // is a binary search where a second unnest would be a scan per row.
-        let mut expected = serde_json::Map::with_capacity(n);
-        for (user, LineWrite { line, expected: replaces }) in &rows {
-            user_id.push(*user);
-            sku_id.push(line.sku_id);
-            quantity.push(i32::try_from(line.quantity).unwrap_or(i32::MAX));
-            selected.push(line.selected);
-            added_price.push(line.added_price_cents);
-            version.push(line.version);
-            added_at.push(DateTime::<Utc>::from(line.added_at));
+        let mut client = self.pool.get().await.map_err(|e| format!("no connection: {e}"))?;
+        let err = |e: tokio_postgres::Error| format!("{e:#}");
+        // Users left out of the batch: a line of theirs lost to a newer
+        // version. A write is all or nothing (its callers are told it
+        // failed, and retry), so a batch that stored part of one user's
+        // lines is rolled back and written again without that user.
+        let mut left_out: HashSet<i64> = HashSet::new();
+        for _ in 0..WRITE_ATTEMPTS {
+            let columns = LineColumns::new(rows.iter().filter(|(user_id, _)| !left_out.contains(user_id)));
+            let tx = client.transaction().await.map_err(err)?;
+            let stmt = tx.prepare_cached(WRITE_BATCH_SQL).await.map_err(err)?;
+            let stored: HashSet<(i64, i64)> = tx
+                .query(&stmt, &columns.params())
+                .await
+                .map_err(err)?
+                .iter()
+                .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                .collect::<Result<_, tokio_postgres::Error>>()
+                .map_err(err)?;
+            let all_stored = |item: &CartWrite| {
+                item.lines.iter().all(|write| stored.contains(&(item.user_id, write.line.sku_id)))
+            };
+            let lost: Vec<i64> = items
+                .iter()
+                .filter(|item| !left_out.contains(&item.user_id) && !all_stored(item))
+                .map(|item| item.user_id)
+                .collect();
+            if !lost.is_empty() {
+                left_out.extend(lost);
+                continue;
+            }
+            tx.commit().await.map_err(err)?;
+            // A user left out lost a line to a newer stored version: its
+            // actor is stale.
+            return Ok(items
+                .iter()
+                .map(|item| {
+                    if left_out.contains(&item.user_id) {
+                        CartWriteOutcome::Superseded
+                    } else {
+                        CartWriteOutcome::Committed
+                    }
+                })
+                .collect());
+        }
+        Err(format!("cart lines kept changing under {WRITE_ATTEMPTS} attempts"))
+    }
+}
+
+/// Attempts at a batch whose users keep losing lines to other nodes
+/// meanwhile; then the whole batch fails (nothing of it stored).
+const WRITE_ATTEMPTS: usize = 3;
+
+/// The columns of a batch's lines, for `unnest`.
+struct LineColumns {
+    user_id: Vec<i64>,
+    sku_id: Vec<i64>,
+    quantity: Vec<i32>,
+    selected: Vec<bool>,
+    added_price: Vec<i64>,
+    version: Vec<i64>,
+    added_at: Vec<DateTime<Utc>>,
+    /// The version each line's writer expects stored: a JSON object
+    /// ("{user} {sku}" -> version), looked up per updated row, is a binary
+    /// search where a second unnest would be a scan per row.
+    expected: Value,
+}
+
+impl LineColumns {
+    fn new<'a>(rows: impl Iterator<Item = &'a (i64, &'a LineWrite)>) -> Self {
+        let mut columns = Self {
+            user_id: Vec::new(),
+            sku_id: Vec::new(),
+            quantity: Vec::new(),
+            selected: Vec::new(),
+            added_price: Vec::new(),
+            version: Vec::new(),
+            added_at: Vec::new(),
+            expected: Value::Null,
+        };
+        let mut expected = serde_json::Map::new();
+        for (user, LineWrite { line, expected: replaces }) in rows {
+            columns.user_id.push(*user);
+            columns.sku_id.push(line.sku_id);
+            columns.quantity.push(i32::try_from(line.quantity).unwrap_or(i32::MAX));
+            columns.selected.push(line.selected);
+            columns.added_price.push(line.added_price_cents);
+            columns.version.push(line.version);
+            columns.added_at.push(DateTime::<Utc>::from(line.added_at));
             expected.insert(format!("{user} {}", line.sku_id), Value::from(*replaces));
         }
-        let client = self.pool.get().await.map_err(|e| format!("no connection: {e}"))?;
-        let stmt = client.prepare_cached(WRITE_BATCH_SQL).await.map_err(|e| format!("{e:#}"))?;
-        let stored = client
-            .query(
-                &stmt,
-                &[
-                    &user_id,
-                    &sku_id,
-                    &quantity,
-                    &selected,
-                    &added_price,
-                    &version,
-                    &added_at,
-                    &Value::Object(expected),
-                ],
-            )
-            .await
-            .map_err(|e| format!("{e:#}"))?
-            .iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect::<Result<HashSet<(i64, i64)>, tokio_postgres::Error>>()
-            .map_err(|e| format!("{e:#}"))?;
-        // A line not stored lost to a newer stored version: its actor is stale.
-        Ok(items
-            .iter()
-            .map(|item| {
-                if item.lines.iter().all(|write| stored.contains(&(item.user_id, write.line.sku_id))) {
-                    CartWriteOutcome::Committed
-                } else {
-                    CartWriteOutcome::Superseded
-                }
-            })
-            .collect())
+        columns.expected = Value::Object(expected);
+        columns
+    }
+
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 8] {
+        [
+            &self.user_id,
+            &self.sku_id,
+            &self.quantity,
+            &self.selected,
+            &self.added_price,
+            &self.version,
+            &self.added_at,
+            &self.expected,
+        ]
     }
 }
 
