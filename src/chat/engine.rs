@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Arbiter;
-use actors::chat::router::{AgentOffline, AgentOnline, OnlineAgents, PickAgent, Release};
+use actors::chat::router::{AgentGone, AgentOffline, AgentOnline, OnlineAgents, PickAgent, Release};
 use actors::chat::shard::{Forget, ForgetAll, Held, Warm};
 use actors::chat::{ChatHub, ConnectionId, Elsewhere, Event, HubConfig};
 use actors::writer::{spawn_writer, WriterConfig};
@@ -168,6 +168,15 @@ impl ChatEngine {
             None => {
                 self.hub.router(shop_id).send(AgentOffline { shop_id, agent_id }).await.map_err(router_down)
             }
+        }
+    }
+
+    /// Takes an agent who no longer serves `shop_id` out of its routing
+    /// at once, however many connections they have open.
+    pub async fn agent_gone(&self, shop_id: i64, agent_id: i64) -> ApiResult<()> {
+        match &self.shared_routing {
+            Some(routing) => Ok(routing.agent_gone(shop_id, agent_id).await?),
+            None => self.hub.router(shop_id).send(AgentGone { shop_id, agent_id }).await.map_err(router_down),
         }
     }
 

@@ -59,6 +59,16 @@ if live(KEYS[1], ARGV[3], ARGV[4])[ARGV[1]] then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 return 1";
 
+/// KEYS: agents, load. ARGV: agent. The agent no longer serves the shop:
+/// their connections on every node stop counting, and their load goes.
+const GONE: &str = r"
+local all = redis.call('HKEYS', KEYS[1])
+for _, field in ipairs(all) do
+  if string.match(field, '^(%-?%d+):') == ARGV[1] then redis.call('HDEL', KEYS[1], field) end
+end
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 0";
+
 /// KEYS: agents, load. ARGV: cap, only ('' for anyone), alive and seen prefixes.
 /// Reserves a slot of the least-loaded online agent below the cap (ties:
 /// the lowest id); answers its id, or nothing.
@@ -113,6 +123,7 @@ pub struct SharedRouting {
     cap: u32,
     online: redis::Script,
     offline: redis::Script,
+    gone: redis::Script,
     pick: redis::Script,
     release: redis::Script,
     online_agents: redis::Script,
@@ -127,6 +138,7 @@ impl SharedRouting {
             cap,
             online: script(ONLINE),
             offline: script(OFFLINE),
+            gone: redis::Script::new(GONE),
             pick: script(PICK),
             release: redis::Script::new(RELEASE),
             online_agents: script(ONLINE_AGENTS),
@@ -170,6 +182,14 @@ impl SharedRouting {
             .invoke_async(&mut self.link.kv().conn())
             .await?;
         Ok(gone == 1)
+    }
+
+    /// Takes `agent_id` out of the shop's routing on every node.
+    pub async fn agent_gone(&self, shop_id: i64, agent_id: i64) -> redis::RedisResult<()> {
+        let (agents, load) = self.keys(shop_id);
+        let _: i64 =
+            self.gone.key(agents).key(load).arg(agent_id).invoke_async(&mut self.link.kv().conn()).await?;
+        Ok(())
     }
 
     /// Picks and reserves the least-loaded online agent (`only` one, for a transfer).

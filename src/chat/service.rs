@@ -98,9 +98,67 @@ pub async fn open(
 }
 
 /// Asks the shop's routing for an agent (reserving a slot), an `only` one
-/// for a transfer.
-async fn pick(state: &AppState, shop_id: i64, only: Option<i64>) -> ApiResult<Option<i64>> {
-    state.chat.pick_agent(shop_id, only).await
+/// for a transfer. An agent who no longer serves the shop (removed from
+/// its staff, or their role changed, on any node) is taken out of its
+/// routing, and the next one is asked.
+async fn pick(
+    state: &AppState,
+    client: &impl GenericClient,
+    shop_id: i64,
+    only: Option<i64>,
+) -> ApiResult<Option<i64>> {
+    loop {
+        let Some(agent_id) = state.chat.pick_agent(shop_id, only).await? else { return Ok(None) };
+        if serves(client, agent_id, shop_id).await? {
+            return Ok(Some(agent_id));
+        }
+        release(state, shop_id, agent_id).await;
+        state.chat.agent_gone(shop_id, agent_id).await?;
+    }
+}
+
+/// Whether `agent_id` is accepted staff of `shop_id` holding `chat.serve`.
+async fn serves(client: &impl GenericClient, agent_id: i64, shop_id: i64) -> ApiResult<bool> {
+    match access::staff(client, agent_id, shop_id).await {
+        Ok(staff) => Ok(staff.permissions.contains(&ShopPermission::ChatServe)),
+        Err(err) if matches!(err.code(), ErrorCode::Forbidden | ErrorCode::NotFound) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// Staff who may no longer serve the shop's chats (removed, or given a
+/// role without `chat.serve`) leave its open conversations, which go back
+/// to the queue, in the caller's transaction. Then call
+/// [`staff_left_done`] with the answer, after the commit.
+pub async fn staff_left(client: &impl GenericClient, shop_id: i64, user_id: i64) -> ApiResult<Vec<i64>> {
+    if serves(client, user_id, shop_id).await? {
+        return Ok(Vec::new());
+    }
+    let stmt = client
+        .prepare_cached(
+            "UPDATE conversations SET agent_id = NULL, status = 'queued', updated_at = now()
+             WHERE shop_id = $1 AND agent_id = $2 AND status = 'open' RETURNING id",
+        )
+        .await?;
+    let requeued: Vec<i64> =
+        client.query(&stmt, &[&shop_id, &user_id]).await?.iter().map(|r| r.get(0)).collect();
+    for &id in &requeued {
+        store::leave(client, id, user_id).await?;
+    }
+    Ok(requeued)
+}
+
+/// After [`staff_left`] committed: the shards reload the requeued
+/// conversations (the agent is no longer a member), the agent leaves the
+/// shop's routing, and the queue goes to the other agents.
+pub async fn staff_left_done(state: &AppState, shop_id: i64, user_id: i64, requeued: &[i64]) {
+    for &id in requeued {
+        state.chat.forget(id);
+    }
+    if let Err(err) = state.chat.agent_gone(shop_id, user_id).await {
+        tracing::warn!(shop_id, user_id, error = %err, "cannot take a former agent out of chat routing");
+    }
+    drain_logged(state, shop_id).await;
 }
 
 async fn release(state: &AppState, shop_id: i64, agent_id: i64) {
@@ -139,7 +197,7 @@ async fn assign_queued(
     let stmt = tx.prepare_cached(select).await?;
     let Some(row) = tx.query_opt(&stmt, params).await? else { return Ok(false) };
     let (id, shopper_id): (i64, i64) = (row.try_get("id")?, row.try_get("shopper_id")?);
-    let Some(agent_id) = pick(state, shop_id, None).await? else { return Ok(false) };
+    let Some(agent_id) = pick(state, &tx, shop_id, None).await? else { return Ok(false) };
     let stored = async {
         let stmt = tx
             .prepare_cached(
@@ -312,14 +370,14 @@ pub async fn transfer(
     to_agent: i64,
 ) -> ApiResult<ConversationView> {
     access::require_in(&state.db, user.user_id, shop_id, ShopPermission::ChatServe, Intent::Write).await?;
-    {
+    let picked = {
         let client = state.db.get().await?;
-        let target = access::staff(&client, to_agent, shop_id).await.ok();
-        if !target.is_some_and(|t| t.permissions.contains(&ShopPermission::ChatServe)) {
+        if !serves(&client, to_agent, shop_id).await? {
             return Err(ApiError::invalid_field("agent_id", "not_chat_staff"));
         }
-    }
-    let Some(agent_id) = pick(state, shop_id, Some(to_agent)).await? else {
+        pick(state, &client, shop_id, Some(to_agent)).await?
+    };
+    let Some(agent_id) = picked else {
         return Err(ApiError::new(ErrorCode::InvalidState)
             .with_message("that colleague is offline or at their conversation limit"));
     };

@@ -6,6 +6,7 @@ use super::access::{self, ShopAccess, ShopPermission, ShopRole};
 use super::store::{self, MemberRow, ShopProfile, ShopRow, ShopStatus};
 use crate::account;
 use crate::audit::Actor;
+use crate::chat;
 use crate::db;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
@@ -272,7 +273,9 @@ pub async fn change_role(
         )
         .await?;
     let member = store::find_member(&tx, access.shop_id, user_id).await?.ok_or(ErrorCode::NotFound)?;
+    let requeued = chat::service::staff_left(&tx, access.shop_id, user_id).await?;
     tx.commit().await?;
+    chat::service::staff_left_done(state, access.shop_id, user_id, &requeued).await;
     Ok(member)
 }
 
@@ -291,7 +294,9 @@ pub async fn remove(state: &AppState, actor: Actor, access: &ShopAccess, user_id
             json!({"user_id": user_id}),
         )
         .await?;
+    let requeued = chat::service::staff_left(&tx, access.shop_id, user_id).await?;
     tx.commit().await?;
+    chat::service::staff_left_done(state, access.shop_id, user_id, &requeued).await;
     Ok(())
 }
 

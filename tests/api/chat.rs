@@ -917,3 +917,41 @@ async fn a_write_with_one_seq_taken_stores_none_of_its_conversation_and_all_of_t
         .collect();
     assert_eq!(stored, vec![(1, 2, "other".to_owned()), (2, 1, "c".to_owned())]);
 }
+
+#[actix_web::test]
+async fn staff_removed_from_a_shop_lose_its_conversations_and_get_no_new_ones() {
+    let app = spawn_app().await;
+    let (_, admin) = app.admin("root").await;
+    let (shop_id, owner, staff) = shop_with_agents(&app, &admin, "Dumpling Den", &["amy", "bob"]).await;
+    let [(amy_id, amy), (bob_id, bob)] = [staff[0].clone(), staff[1].clone()];
+    let mut amy_ws = Ws::connect(&app, &amy).await;
+    online(&app, shop_id, 1).await;
+    let (_, shopper) = app.member("pat").await;
+    let conversation = open(&app, &shopper, shop_id).await;
+    let id = conversation["id"].as_i64().unwrap();
+    assert_eq!(conversation["agent_id"], amy_id);
+    assert_eq!(amy_ws.say(id, "a-1", "Hello, how can I help?").await["seq"], 1);
+
+    // Amy is removed while still connected; Bob comes online.
+    let path = format!("/api/merchant/shops/{shop_id}/staff/{amy_id}");
+    assert_eq!(app.call("DELETE", &path, Some(&owner), None).await.status, StatusCode::NO_CONTENT);
+    let mut bob_ws = Ws::connect(&app, &bob).await;
+    let assigned = bob_ws.next_of("assigned").await;
+    assert_eq!(
+        (assigned["conversation_id"].as_i64(), assigned["agent_id"].as_i64()),
+        (Some(id), Some(bob_id))
+    );
+
+    let history = format!("/api/chat/conversations/{id}/messages");
+    assert_eq!(app.call("GET", &history, Some(&amy), None).await.code(), "not_found");
+    amy_ws
+        .send(json!({"type": "send", "conversation_id": id, "client_msg_id": "a-2", "kind": "text",
+                     "payload": {"text": "still here?"}}))
+        .await;
+    assert_eq!(amy_ws.next_of("error").await["code"], "forbidden");
+    let moved = app.call("GET", &format!("/api/chat/conversations/{id}"), Some(&shopper), None).await;
+    assert_eq!(moved.body["agent_id"], bob_id, "the conversation went back to the queue and on to Bob");
+    online(&app, shop_id, 1).await;
+    let (_, other) = app.member("quinn").await;
+    assert_eq!(open(&app, &other, shop_id).await["agent_id"], bob_id, "nothing new is routed to Amy");
+}

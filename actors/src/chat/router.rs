@@ -112,6 +112,29 @@ impl Handler<AgentOffline> for ShopRouter {
     }
 }
 
+/// The agent no longer serves the shop: out of its routing at once,
+/// whatever connections they still have (their later [`AgentOffline`]s
+/// find nothing).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentGone {
+    pub shop_id: i64,
+    pub agent_id: i64,
+}
+
+impl Handler<AgentGone> for ShopRouter {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentGone, _: &mut Context<Self>) {
+        if let Some(agents) = self.shops.get_mut(&msg.shop_id) {
+            agents.remove(&msg.agent_id);
+            if agents.is_empty() {
+                self.shops.remove(&msg.shop_id);
+            }
+        }
+    }
+}
+
 impl Handler<PickAgent> for ShopRouter {
     type Result = Option<i64>;
 
