@@ -227,7 +227,7 @@ pub async fn login(state: &AppState, attempt: LoginAttempt<'_>) -> ApiResult<(Ne
     let account_key = state.kv.key(format_args!("login_fail:account:{}", attempt.login.to_lowercase()));
     let keys = [ip_key.as_str(), account_key.as_str()];
     let limit = FailureLimit::login(auth);
-    limit.check(&state.kv, &keys, "too many failed logins; try again later").await?;
+    limit.attempt(&state.kv, &keys, "too many failed logins; try again later").await?;
     let credentials = {
         let client = state.db.get().await?;
         store::find_credentials(&client, attempt.login).await?
@@ -240,16 +240,16 @@ pub async fn login(state: &AppState, attempt: LoginAttempt<'_>) -> ApiResult<(Ne
         }
     };
     let Some(credentials) = credentials.filter(|_| verified) else {
-        limit.record_failure(&state.kv, &keys).await?;
         return Err(ErrorCode::InvalidCredentials.into());
     };
+    throttle::clear(&state.kv, &account_key).await?;
+    throttle::give_back(&state.kv, &ip_key).await?;
     if credentials.status == "frozen" {
         return Err(ErrorCode::AccountFrozen.into());
     }
     if state.blacklist.account_blocked(credentials.id) {
         return Err(ErrorCode::Blacklisted.into());
     }
-    throttle::clear(&state.kv, &account_key).await?;
     let session = state.sessions.create(credentials.id, &attempt.ip, attempt.user_agent).await?;
     Ok((session, credentials.id))
 }

@@ -254,3 +254,28 @@ async fn payment_passwords_are_set_changed_verified_and_throttled() {
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     verify_payment_password(state, user_id, other, "222222".to_owned()).await.unwrap();
 }
+
+#[actix_web::test]
+async fn guesses_sent_in_parallel_get_no_more_tries_than_guesses_sent_one_by_one() {
+    let app = spawn_app().await;
+    let state = app.state.as_ref().unwrap();
+    let (user_id, token) = app.member("erin").await;
+    let id = create(&app, &token, account("alipay", "13800138001")).await;
+    let pin_path = format!("/api/me/pay-accounts/{id}/payment-password");
+    let reply = app.call("PUT", &pin_path, Some(&token), Some(json!({"new_password": "123456"}))).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{:?}", reply.body);
+
+    let limit = app.settings.auth.login_max_failures as usize;
+    let guesses =
+        (0..limit * 4).map(|i| verify_payment_password(state, user_id, id, format!("{:06}", i + 200_000)));
+    let codes: Vec<ErrorCode> =
+        futures_util::future::join_all(guesses).await.into_iter().map(|r| r.unwrap_err().code()).collect();
+    let wrong = codes.iter().filter(|c| **c == ErrorCode::WrongPassword).count();
+    assert!(wrong <= limit, "{wrong} guesses were checked, the limit is {limit}");
+    assert!(
+        codes.iter().all(|c| matches!(c, ErrorCode::WrongPassword | ErrorCode::RateLimited)),
+        "{codes:?}"
+    );
+    let right = verify_payment_password(state, user_id, id, "123456".to_owned()).await;
+    assert_eq!(right.unwrap_err().code(), ErrorCode::RateLimited);
+}
