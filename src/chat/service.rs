@@ -272,10 +272,17 @@ pub async fn agent_connected(state: AppState, agent_id: i64, shops: Vec<(i64, Ve
 }
 
 /// An agent's connection went away: the reverse of [`agent_connected`].
+/// Shoppers are told of the agent's open conversations now, not only of
+/// those they had when they connected.
 pub async fn agent_disconnected(state: AppState, agent_id: i64, shops: Vec<(i64, Vec<i64>)>) {
-    for (shop_id, shoppers) in shops {
+    for (shop_id, shoppers_then) in shops {
         match state.chat.agent_offline(shop_id, agent_id).await {
             Ok(true) => {
+                let shoppers = match state.db.get().await {
+                    Ok(client) => store::agent_shoppers(&client, agent_id, shop_id).await.ok(),
+                    Err(_) => None,
+                };
+                let shoppers = shoppers.unwrap_or(shoppers_then);
                 state.chat.notify(&shoppers, Event::Presence { shop_id, user_id: agent_id, online: false })
             }
             Ok(false) => {}

@@ -561,6 +561,20 @@ pub async fn staff_shops(
         .collect()
 }
 
+/// The shoppers of `agent_id`'s open conversations in `shop_id`.
+pub async fn agent_shoppers(
+    client: &impl GenericClient,
+    agent_id: i64,
+    shop_id: i64,
+) -> Result<Vec<i64>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT shopper_id FROM conversations WHERE agent_id = $1 AND shop_id = $2 AND status = 'open'",
+        )
+        .await?;
+    Ok(client.query(&stmt, &[&agent_id, &shop_id]).await?.iter().map(|row| row.get(0)).collect())
+}
+
 /// The current members of a conversation.
 pub async fn member_ids(
     client: &impl GenericClient,

@@ -265,6 +265,8 @@ pub struct ChatConnection {
     /// Shops this user serves as an agent, with the shoppers of their open
     /// conversations (told of presence).
     served: Vec<(i64, Vec<i64>)>,
+    /// The task counting this agent online in `served`.
+    coming_online: Option<actix_web::rt::task::JoinHandle<()>>,
     evicted: Arc<AtomicBool>,
     last_heard: Instant,
     /// What this connection has sent of each conversation.
@@ -287,6 +289,7 @@ impl ChatConnection {
             state,
             user,
             served,
+            coming_online: None,
             evicted: Arc::new(AtomicBool::new(false)),
             last_heard: Instant::now(),
             sent: HashMap::new(),
@@ -812,7 +815,7 @@ impl Actor for ChatConnection {
         }));
         if !self.served.is_empty() {
             let (state, agent, served) = ((*self.state).clone(), self.user.user_id, self.served.clone());
-            actix_web::rt::spawn(service::agent_connected(state, agent, served));
+            self.coming_online = Some(actix_web::rt::spawn(service::agent_connected(state, agent, served)));
         }
         actix_web::rt::spawn(service::warm_conversations(self.state.clone(), self.user.user_id));
         let settings = &self.state.chat.settings;
@@ -836,7 +839,15 @@ impl Actor for ChatConnection {
         if !self.served.is_empty() {
             let (state, agent, served) =
                 ((*self.state).clone(), self.user.user_id, std::mem::take(&mut self.served));
-            actix_web::rt::spawn(service::agent_disconnected(state, agent, served));
+            // After the online count is in: an offline overtaking it would
+            // find nothing to take away, and the agent would stay online.
+            let coming_online = self.coming_online.take();
+            actix_web::rt::spawn(async move {
+                if let Some(coming_online) = coming_online {
+                    let _ = coming_online.await;
+                }
+                service::agent_disconnected(state, agent, served).await
+            });
         }
         Running::Stop
     }

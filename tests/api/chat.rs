@@ -113,7 +113,7 @@ async fn online(app: &TestApp, shop_id: i64, n: usize) {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("agents never came online");
+    panic!("the shop never had {n} agents online");
 }
 
 #[actix_web::test]
@@ -954,4 +954,47 @@ async fn staff_removed_from_a_shop_lose_its_conversations_and_get_no_new_ones() 
     online(&app, shop_id, 1).await;
     let (_, other) = app.member("quinn").await;
     assert_eq!(open(&app, &other, shop_id).await["agent_id"], bob_id, "nothing new is routed to Amy");
+}
+
+#[actix_web::test]
+async fn shoppers_routed_after_their_agent_connected_hear_the_agent_go_offline() {
+    let app = spawn_app().await;
+    let (_, admin) = app.admin("root").await;
+    let (shop_id, _, staff) = shop_with_agents(&app, &admin, "Bao Bar", &["amy"]).await;
+    let (amy_id, amy) = staff[0].clone();
+    let amy_ws = Ws::connect(&app, &amy).await;
+    online(&app, shop_id, 1).await;
+    let (_, shopper) = app.member("pat").await;
+    assert_eq!(open(&app, &shopper, shop_id).await["agent_id"], amy_id);
+    let mut shopper_ws = Ws::connect(&app, &shopper).await;
+
+    drop(amy_ws);
+    let presence = shopper_ws.next_of("presence").await;
+    assert_eq!((presence["user_id"].as_i64(), presence["online"].as_bool()), (Some(amy_id), Some(false)));
+}
+
+#[actix_web::test]
+async fn an_agent_of_two_shops_dropping_at_once_is_not_left_online() {
+    let app = spawn_app().await;
+    let (_, admin) = app.admin("root").await;
+    let (first, _, staff) = shop_with_agents(&app, &admin, "Congee Corner", &["amy"]).await;
+    let (_, amy) = staff[0].clone();
+    let (second, owner) = app.open_shop(&admin, "second_owner", "Second Shop").await;
+    let path = format!("/api/merchant/shops/{second}/staff");
+    let reply = app
+        .call("POST", &path, Some(&owner), Some(json!({"login": "amy", "role": "customer_service"})))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    let reply = app.call("POST", &format!("/api/shops/{second}/invitation"), Some(&amy), None).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+
+    for _ in 0..10 {
+        drop(Ws::connect(&app, &amy).await);
+    }
+    for shop_id in [first, second] {
+        online(&app, shop_id, 0).await;
+        // And stays so: no late "online" lands after the last "offline".
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        online(&app, shop_id, 0).await;
+    }
 }
