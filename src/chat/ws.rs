@@ -46,6 +46,10 @@ const MAX_CLIENT_MSG_ID: usize = 64;
 const OWN_REMEMBERED: usize = 64;
 /// Longest text message, in characters.
 const MAX_TEXT_CHARS: usize = 2000;
+/// How long live messages wait for a new connection's first frame: a
+/// reconnecting client's `resume` comes first, and what it fetches must
+/// reach the client before anything newer (see `started`).
+const FIRST_FRAME_WAIT: Duration = Duration::from_millis(500);
 
 /// Where a session token may come from: `?token=` (browsers cannot set
 /// headers on a WebSocket) or `Authorization: Bearer`.
@@ -271,8 +275,11 @@ pub struct ChatConnection {
     last_heard: Instant,
     /// What this connection has sent of each conversation.
     sent: HashMap<i64, Sent>,
-    /// Resumes whose query is out; live messages wait meanwhile.
+    /// Resumes whose query is out, plus one while the first frame is
+    /// awaited; live messages wait meanwhile.
     resuming: usize,
+    /// Live messages wait for the first frame (or [`FIRST_FRAME_WAIT`]).
+    awaiting_first_frame: bool,
     held: Vec<Event>,
     /// Sends waiting for their ack.
     in_flight: usize,
@@ -293,7 +300,8 @@ impl ChatConnection {
             evicted: Arc::new(AtomicBool::new(false)),
             last_heard: Instant::now(),
             sent: HashMap::new(),
-            resuming: 0,
+            resuming: 1,
+            awaiting_first_frame: true,
             held: Vec::new(),
             in_flight: 0,
             unacked: VecDeque::new(),
@@ -604,6 +612,15 @@ impl ChatConnection {
         }));
     }
 
+    /// Ends the wait for the first frame (it was handled: a resume in it
+    /// holds live messages on by itself) and writes what waited.
+    fn first_frame_done(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if std::mem::take(&mut self.awaiting_first_frame) {
+            self.resuming -= 1;
+            self.release_held(ctx);
+        }
+    }
+
     /// Writes the events held during resumes and fills, in order; if one of
     /// them starts a fill, the rest wait for it again.
     fn release_held(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
@@ -818,6 +835,11 @@ impl Actor for ChatConnection {
             self.coming_online = Some(actix_web::rt::spawn(service::agent_connected(state, agent, served)));
         }
         actix_web::rt::spawn(service::warm_conversations(self.state.clone(), self.user.user_id));
+        // Live messages wait for the first frame: had one overtaken a
+        // reconnecting client's resume, the client would see it before the
+        // older ones the resume fetches, and if it then dropped again it
+        // would resume from the newer one and never get those.
+        ctx.run_later(FIRST_FRAME_WAIT, |conn, ctx| conn.first_frame_done(ctx));
         let settings = &self.state.chat.settings;
         let timeout = Duration::from_secs(settings.client_timeout_secs);
         ctx.run_interval(Duration::from_secs(settings.heartbeat_secs.max(1)), move |conn, ctx| {
@@ -876,7 +898,10 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ChatConnection {
     fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
         match item {
-            Ok(ws::Message::Text(text)) => self.on_frame(&text, ctx),
+            Ok(ws::Message::Text(text)) => {
+                self.on_frame(&text, ctx);
+                self.first_frame_done(ctx);
+            }
             Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
             Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
             Ok(ws::Message::Binary(_)) => {

@@ -998,3 +998,27 @@ async fn an_agent_of_two_shops_dropping_at_once_is_not_left_online() {
         online(&app, shop_id, 0).await;
     }
 }
+
+#[actix_web::test]
+async fn a_live_message_never_overtakes_the_older_ones_a_reconnecting_clients_resume_fetches() {
+    let app = spawn_app().await;
+    let (id, _, shopper, _, agent) = chatting(&app).await;
+    let mut agent_ws = Ws::connect(&app, &agent).await;
+    // Two messages while the shopper is away.
+    agent_ws.say(id, "a-1", "Your order shipped").await;
+    agent_ws.say(id, "a-2", "Tracking: SF123").await;
+
+    // The shopper reconnects; a third message is sent before its resume.
+    let mut shopper_ws = Ws::connect(&app, &shopper).await;
+    agent_ws.say(id, "a-3", "Anything else?").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    shopper_ws
+        .send(json!({"type": "resume", "conversations": [{"conversation_id": id, "last_seq": 0}]}))
+        .await;
+    let mut seqs = Vec::new();
+    while seqs.len() < 3 {
+        seqs.push(shopper_ws.next_of("deliver").await["seq"].as_i64().unwrap());
+    }
+    assert_eq!(seqs, [1, 2, 3], "in order, each once");
+    shopper_ws.none_of("deliver").await;
+}
