@@ -10,6 +10,7 @@ use tokio_postgres::Row;
 use utoipa::ToSchema;
 
 use super::ledger::{self, Account, Entry, EntryKind};
+use crate::after_sale::lifecycle::Status as AfterSaleStatus;
 use crate::audit::Actor;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::page::Paging;
@@ -47,12 +48,19 @@ pub async fn balance(state: &AppState, client: &impl GenericClient, shop_id: i64
                  COALESCE(-sum(amount_cents) FILTER (WHERE account = 'shop_withdrawing'), 0)::int8,
                  (SELECT COALESCE(sum(total_cents - refunded_cents), 0)::int8 FROM orders
                   WHERE shop_id = $1 AND paid_at IS NOT NULL AND settled_cents IS NULL AND status <> 'cancelled'),
-                 (SELECT COALESCE(sum(total_cents - refunded_cents), 0)::int8 FROM orders
-                  WHERE shop_id = $1 AND settled_cents IS NOT NULL AND COALESCE(delivered_at, completed_at) > $2)
+                 (SELECT COALESCE(sum(o.total_cents - o.refunded_cents), 0)::int8 FROM orders o
+                  WHERE o.shop_id = $1 AND o.settled_cents IS NOT NULL
+                    AND (COALESCE(o.delivered_at, o.completed_at) > $2
+                         OR EXISTS (SELECT 1 FROM after_sales a
+                                    WHERE a.order_id = o.id AND a.status = ANY($3))))
              FROM journal_lines WHERE shop_id = $1",
         )
         .await?;
-    let row = client.query_one(&stmt, &[&shop_id, &returnable_since]).await?;
+    // An after-sale request opened in the window may be refunded after it
+    // closes (goods on their way back, a dispute with an operator): its
+    // order stays held until the request is settled.
+    let open_requests: Vec<&str> = AfterSaleStatus::HOLDING.iter().map(|s| s.as_str()).collect();
+    let row = client.query_one(&stmt, &[&shop_id, &returnable_since, &open_requests]).await?;
     let balance: i64 = row.try_get(0)?;
     let returnable: i64 = row.try_get(3)?;
     // The commission on returned money goes back with it, so the shop

@@ -157,8 +157,19 @@ async fn the_books_balance_after_orders_refunds_returns_late_payments_and_withdr
     assert_eq!(total, 0);
     assert_eq!(app.count("audit_log WHERE action IN ('withdrawal.paid', 'withdrawal.rejected')").await, 2);
 
-    // The shopper's bill: every payment and refund of the month.
-    let bill = app.call("GET", "/api/me/bills", Some(&token), None).await.body;
+    // The shopper's bill: every payment and refund of the month they were
+    // made in (the clock moved on past the return window, maybe into the
+    // next month).
+    let month: String = app
+        .db
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT to_char(min(created_at) AT TIME ZONE 'UTC', 'YYYY-MM') FROM payments", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let bill = app.call("GET", &format!("/api/me/bills?month={month}"), Some(&token), None).await.body;
     let paid = scalar(
         &app,
         "SELECT sum(amount_cents)::int8 FROM payments WHERE status IN ('succeeded', 'refunded')",
@@ -213,4 +224,37 @@ async fn only_the_owner_withdraws_and_only_finance_staff_read_the_books() {
     for path in ["/api/system/withdrawals", "/api/system/finance/ledger"] {
         assert_eq!(app.call("GET", path, Some(&shop.owner), None).await.status, StatusCode::FORBIDDEN);
     }
+}
+
+#[actix_web::test]
+async fn money_of_an_order_with_an_open_return_stays_held_after_the_return_window() {
+    let app = spawn_with_admin().await;
+    let shop = shop_with_stock(&app, "carol", "Carol Ceramics", 20).await;
+    let (token, address) = shopper(&app, "dan").await;
+    let sku = shop.skus[0];
+    let (returned, kept) =
+        (paid_order(&app, &token, address, sku, 1).await, paid_order(&app, &token, address, sku, 1).await);
+    for (no, tracking) in [(&returned, "T-1"), (&kept, "T-2")] {
+        deliver(&app, &shop, &token, no, tracking).await;
+        let reply = app.call("POST", &format!("/api/orders/{no}/confirm-receipt"), Some(&token), None).await;
+        assert_eq!(reply.body["status"], "completed");
+    }
+    // A return opened in the window, still open when it closes.
+    let back = json!({"kind": "return", "reason": "cracked", "items": [{"sku_id": sku, "quantity": 1}]});
+    let case = case_no(&request(&app, &token, &returned, back).await);
+    merchant_step(&app, &shop, &case, "approve", "").await;
+    let clock = app.state.as_ref().unwrap().clock.clone();
+    clock.advance(chrono::TimeDelta::days(i64::from(app.settings.finance.return_window_days) + 1));
+
+    let finance = format!("/api/merchant/shops/{}/finance", shop.shop_id);
+    let balance = app.call("GET", &finance, Some(&shop.owner), None).await.body;
+    // Both orders are settled (less commission); the returned one's 1999
+    // is held, the other one's share may go.
+    let settled = balance["balance_cents"].as_i64().unwrap();
+    assert!(settled > 1999, "{balance:?}");
+    assert_eq!(
+        (balance["held_for_returns_cents"].as_i64(), balance["withdrawable_cents"].as_i64()),
+        (Some(1999), Some(settled - 1999)),
+        "{balance:?}"
+    );
 }
