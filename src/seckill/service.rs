@@ -243,7 +243,7 @@ pub async fn buy(state: &AppState, event_id: i64, req: BuyRequest) -> ApiResult<
     let reserved = reserve(state, &live, &req, now).await;
     // Only an order that exists (or may) keeps its claim on the allowance.
     let written_or_maybe =
-        matches!(reserved, Ok(Ok(_) | Err(ReserveError::CommitUnknown)) | Err(NotAnswered::TimedOut));
+        matches!(reserved, Ok(Ok(_) | Err(ReserveError::CommitUnknown)) | Err(NotAnswered::TimedOut(_)));
     if !written_or_maybe {
         state.seckill.unclaim_allowance(&live, req.user_id, req.quantity).await;
     }
@@ -255,7 +255,10 @@ pub async fn buy(state: &AppState, event_id: i64, req: BuyRequest) -> ApiResult<
         }
         // Timed out: the reservation may still commit; a retry with the same
         // Idempotency-Key returns it.
-        Err(NotAnswered::TimedOut) => return Err(count(&live, state, ErrorCode::Overloaded)),
+        Err(NotAnswered::TimedOut(late)) => {
+            unclaim_unless_written(state, &live, &req, late);
+            return Err(count(&live, state, ErrorCode::Overloaded));
+        }
     };
     match outcome {
         Ok(reserved) => Ok(Bought::Created(receipt(&live.event, reserved))),
@@ -280,8 +283,9 @@ enum NotAnswered {
     Full,
     /// It has stopped (nothing was taken).
     Closed,
-    /// No answer in time: the reservation may still commit.
-    TimedOut,
+    /// No answer in time: the reservation may still commit; its answer
+    /// comes here.
+    TimedOut(oneshot::Receiver<Result<Reserved, ReserveError>>),
 }
 
 /// Asks the event's actor for the units and waits for its answer.
@@ -291,7 +295,7 @@ async fn reserve(
     req: &BuyRequest,
     now: SystemTime,
 ) -> Result<Result<Reserved, ReserveError>, NotAnswered> {
-    let (reply, answer) = oneshot::channel();
+    let (reply, mut answer) = oneshot::channel();
     let message = ReserveStock {
         user_id: req.user_id,
         quantity: req.quantity,
@@ -307,10 +311,30 @@ async fn reserve(
         });
     }
     let timeout = Duration::from_millis(state.settings.seckill.reserve_timeout_ms);
-    match tokio::time::timeout(timeout, answer).await {
+    match tokio::time::timeout(timeout, &mut answer).await {
         Ok(Ok(outcome)) => Ok(outcome),
-        Ok(Err(_)) | Err(_) => Err(NotAnswered::TimedOut),
+        Ok(Err(_)) | Err(_) => Err(NotAnswered::TimedOut(answer)),
     }
+}
+
+/// A reservation whose buyer was told to retry before it was answered:
+/// if it turns out not written, the buyer's claim on the shared pool's
+/// per-user allowance goes back, or it would count against them for the
+/// rest of the sale.
+fn unclaim_unless_written(
+    state: &AppState,
+    live: &std::sync::Arc<LiveEvent>,
+    req: &BuyRequest,
+    late: oneshot::Receiver<Result<Reserved, ReserveError>>,
+) {
+    let (state, live, user_id, quantity) = (state.clone(), live.clone(), req.user_id, req.quantity);
+    actix_web::rt::spawn(async move {
+        if let Ok(outcome) = late.await {
+            if !matches!(outcome, Ok(_) | Err(ReserveError::CommitUnknown)) {
+                state.seckill.unclaim_allowance(&live, user_id, quantity).await;
+            }
+        }
+    });
 }
 
 fn rate(per_event: Option<i32>, default: u32) -> u32 {

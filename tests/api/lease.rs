@@ -216,3 +216,46 @@ async fn a_close_this_node_never_heard_of_stops_its_sales_within_a_keeper_round(
     }
     panic!("the node kept selling a closed sale for 3 s (lease rounds every 300 ms)");
 }
+
+#[actix_web::test]
+async fn a_buy_answered_too_late_gives_its_allowance_back_when_it_was_not_written() {
+    let (mut settings, db_name) = fresh_settings().await;
+    settings.seckill.stock_authority = rs_cms::config::StockAuthority::Redis;
+    // Every buy times out before its answer: the late answer decides.
+    settings.seckill.reserve_timeout_ms = 0;
+    let app = crate::helpers::spawn_app_with(settings, db_name).await;
+    let (_, admin) = app.admin("ops").await;
+    let (shopper, token) = app.member("unlucky").await;
+    let event = create_event(&app, &admin, event_body(10, 1, json!({}))).await;
+    // The order write will fail.
+    let client = app.db.get().await.unwrap();
+    client
+        .batch_execute(
+            "CREATE FUNCTION refuse_orders() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN RAISE EXCEPTION 'the disk is full'; END $$;
+             CREATE TRIGGER refuse_orders BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION refuse_orders();",
+        )
+        .await
+        .unwrap();
+    let path = format!("/api/seckill/events/{event}/orders");
+    let reply = app.call("POST", &path, Some(&token), Some(json!({"quantity": 1}))).await;
+    assert_eq!(reply.code(), "overloaded", "{:?}", reply.body);
+
+    // Nothing was written, so the per-user claim in the shared pool goes back.
+    let redis = redis::Client::open(app.settings.redis.url.as_str()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let users = format!("{}seckill:{{{event}}}:users", app.settings.redis.key_prefix);
+    for _ in 0..50 {
+        let claimed: Option<i64> =
+            redis::cmd("HGET").arg(&users).arg(shopper).query_async(&mut conn).await.unwrap();
+        if claimed.unwrap_or(0) == 0 {
+            assert_eq!(
+                scalar(&app, "SELECT count(*) FROM orders WHERE seckill_event_id = $1", event).await,
+                0
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the shopper's allowance stayed claimed for an order never written");
+}
