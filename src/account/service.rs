@@ -225,9 +225,8 @@ pub async fn login(state: &AppState, attempt: LoginAttempt<'_>) -> ApiResult<(Ne
     let auth = &state.settings.auth;
     let ip_key = state.kv.key(format_args!("login_fail:ip:{}", attempt.ip));
     let account_key = state.kv.key(format_args!("login_fail:account:{}", attempt.login.to_lowercase()));
-    let keys = [ip_key.as_str(), account_key.as_str()];
     let limit = FailureLimit::login(auth);
-    limit.attempt(&state.kv, &keys, "too many failed logins; try again later").await?;
+    limit.attempt(&state.kv, &account_key, &[&ip_key], "too many failed logins; try again later").await?;
     let credentials = {
         let client = state.db.get().await?;
         store::find_credentials(&client, attempt.login).await?
@@ -240,10 +239,10 @@ pub async fn login(state: &AppState, attempt: LoginAttempt<'_>) -> ApiResult<(Ne
         }
     };
     let Some(credentials) = credentials.filter(|_| verified) else {
+        limit.record_failure(&state.kv, &[&ip_key]).await?;
         return Err(ErrorCode::InvalidCredentials.into());
     };
     throttle::clear(&state.kv, &account_key).await?;
-    throttle::give_back(&state.kv, &ip_key).await?;
     if credentials.status == "frozen" {
         return Err(ErrorCode::AccountFrozen.into());
     }

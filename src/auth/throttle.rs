@@ -21,37 +21,50 @@ impl FailureLimit {
         Self { max_failures: auth.login_max_failures, window_secs: auth.login_failure_window_secs }
     }
 
-    /// Counts an attempt against each of `keys` before the secret is
-    /// checked, and refuses it with a 429 `rate_limited` (with `message`
-    /// and a Retry-After of the window) when any key is then over the
-    /// limit. Counted first, so guesses sent in parallel cannot all pass
-    /// one look at the count while the slow hash runs. A wrong secret
-    /// leaves its attempt counted; a right one calls [`clear`] or
-    /// [`give_back`].
-    pub async fn attempt(&self, kv: &Kv, keys: &[&str], message: &str) -> ApiResult<()> {
+    /// Counts an attempt against `key` (the secret's own counter: an
+    /// account, a payment account) before the secret is checked, and
+    /// refuses it with a 429 `rate_limited` (with `message` and a
+    /// Retry-After of the window) when `key` is then over the limit or any
+    /// of `shared` (counters many accounts' attempts share, such as the
+    /// client's IP) has reached it. Counted first, so guesses at one
+    /// secret sent in parallel cannot all pass one look at the count while
+    /// the slow hash runs; `shared` keys are only looked at, so many
+    /// people logging in at once from one address are not refused for
+    /// being in flight together. A wrong secret leaves its attempt counted
+    /// and is recorded against `shared` with
+    /// [`record_failure`](Self::record_failure); a right one [`clear`]s
+    /// `key`.
+    pub async fn attempt(&self, kv: &Kv, key: &str, shared: &[&str], message: &str) -> ApiResult<()> {
         let window = i64::try_from(self.window_secs).unwrap_or(i64::MAX);
         let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.incr(*key, 1).expire(*key, window).ignore();
+        pipe.incr(key, 1).expire(key, window).ignore();
+        for other in shared {
+            pipe.get(*other);
         }
-        let attempts: Vec<u64> = pipe.query_async(&mut kv.conn()).await?;
-        if attempts.into_iter().any(|n| n > u64::from(self.max_failures)) {
+        let (attempts, failures): (u64, Vec<Option<u64>>) = {
+            let mut counts: Vec<Option<u64>> = pipe.query_async(&mut kv.conn()).await?;
+            let attempts = if counts.is_empty() { 0 } else { counts.remove(0).unwrap_or(0) };
+            (attempts, counts)
+        };
+        let limit = u64::from(self.max_failures);
+        if attempts > limit || failures.into_iter().any(|n| n.unwrap_or(0) >= limit) {
             return Err(ApiError::new(ErrorCode::RateLimited)
                 .with_message(message)
                 .retry_after(self.window_secs));
         }
         Ok(())
     }
-}
 
-/// Takes one attempt back from `key` (the secret was right), never below
-/// zero.
-pub async fn give_back(kv: &Kv, key: &str) -> ApiResult<()> {
-    redis::Script::new("if redis.call('DECR', KEYS[1]) <= 0 then redis.call('DEL', KEYS[1]) end return 0")
-        .key(key)
-        .invoke_async::<i64>(&mut kv.conn())
-        .await?;
-    Ok(())
+    /// Counts one failure against each of `keys`.
+    pub async fn record_failure(&self, kv: &Kv, keys: &[&str]) -> ApiResult<()> {
+        let window = i64::try_from(self.window_secs).unwrap_or(i64::MAX);
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.incr(*key, 1).expire(*key, window);
+        }
+        pipe.query_async::<()>(&mut kv.conn()).await?;
+        Ok(())
+    }
 }
 
 /// Forgets `key`'s failures, after the secret was right.

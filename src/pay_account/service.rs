@@ -171,7 +171,7 @@ async fn find_payment_password_hash(
 async fn check_pin(state: &AppState, account_id: i64, stored: String, pin: String) -> ApiResult<()> {
     let key = state.kv.key(format_args!("pay_pin_fail:account:{account_id}"));
     let limit = FailureLimit::login(&state.settings.auth);
-    limit.attempt(&state.kv, &[&key], "too many wrong payment passwords; try again later").await?;
+    limit.attempt(&state.kv, &key, &[], "too many wrong payment passwords; try again later").await?;
     // A PIN of the wrong shape cannot match: no need to hash it.
     if !(is_pin(&pin) && password::verify(pin, stored).await?) {
         return Err(wrong_password("the payment password is wrong"));

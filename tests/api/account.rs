@@ -124,6 +124,31 @@ async fn wrong_password_is_refused_and_repeated_failures_are_throttled() {
 }
 
 #[actix_web::test]
+async fn many_people_logging_in_at_once_from_one_address_are_not_throttled() {
+    let app = spawn_app().await;
+    let people: Vec<String> =
+        (0..app.settings.auth.login_max_failures * 3).map(|i| format!("office{i}")).collect();
+    for name in &people {
+        app.register(name).await;
+    }
+    let logins = people.iter().map(|name| {
+        app.call("POST", "/api/auth/login", None, Some(json!({"login": name, "password": "password-123"})))
+    });
+    for reply in futures_util::future::join_all(logins).await {
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+    // Parallel guesses at one account get no more tries than the limit.
+    app.register("target").await;
+    let guesses = (0..app.settings.auth.login_max_failures * 3).map(|i| {
+        let body = json!({"login": "target", "password": format!("guess-{i}-xyz")});
+        app.call("POST", "/api/auth/login", None, Some(body))
+    });
+    let replies = futures_util::future::join_all(guesses).await;
+    let checked = replies.iter().filter(|r| r.code() == "invalid_credentials").count();
+    assert!(checked <= app.settings.auth.login_max_failures as usize, "{checked} guesses were checked");
+}
+
+#[actix_web::test]
 async fn sessions_are_listed_and_revoked_and_logout_all_ends_every_one() {
     let app = spawn_app().await;
     app.register("erin").await;
