@@ -1,6 +1,18 @@
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, TestApp};
+
+/// An administrator `root` adds a staff account (no `admin.manage`); its token.
+async fn staff_member(app: &TestApp, root: &str) -> String {
+    app.call(
+        "POST",
+        "/api/system/admins",
+        Some(root),
+        Some(json!({"username": "xia", "email": "xia@example.com", "password": "password-123", "role": "staff"})),
+    )
+    .await;
+    app.login("xia").await
+}
 
 #[actix_web::test]
 async fn admins_are_added_listed_changed_and_removed() {
@@ -128,14 +140,7 @@ async fn member_management_refuses_members_and_staff_cannot_touch_admins() {
         assert_eq!(app.call(method, &path, Some(&member), body.clone()).await.code(), "forbidden", "{path}");
         assert_eq!(app.call(method, &path, None, body).await.status, 401);
     }
-    app.call(
-        "POST",
-        "/api/system/admins",
-        Some(&root),
-        Some(json!({"username": "xia", "email": "xia@example.com", "password": "password-123", "role": "staff"})),
-    )
-    .await;
-    let staff = app.login("xia").await;
+    let staff = staff_member(&app, &root).await;
     let freeze_admin =
         app.call("POST", &format!("/api/system/members/{root_id}/freeze"), Some(&staff), None).await;
     assert_eq!(freeze_admin.code(), "forbidden");
@@ -158,14 +163,7 @@ async fn staff_cannot_touch_an_admin_whose_admin_role_comes_through_a_group() {
     let gid = group.body["id"].as_i64().unwrap();
     app.call("PUT", &format!("/api/system/groups/{gid}/roles/{admin_role}"), Some(&root), None).await;
     app.call("PUT", &format!("/api/system/groups/{gid}/members/{yan}"), Some(&root), None).await;
-    app.call(
-        "POST",
-        "/api/system/admins",
-        Some(&root),
-        Some(json!({"username": "xia", "email": "xia@example.com", "password": "password-123", "role": "staff"})),
-    )
-    .await;
-    let staff = app.login("xia").await;
+    let staff = staff_member(&app, &root).await;
     for (method, path) in [
         ("POST", format!("/api/system/members/{yan}/freeze")),
         ("PATCH", format!("/api/system/members/{yan}")),

@@ -54,6 +54,15 @@ async fn buy_round(
     .await;
 }
 
+/// One node in this process with `stock_authority = "redis"`, its
+/// flash-sale settings changed by `configure`.
+async fn in_process_redis_node(configure: impl FnOnce(&mut rs_cms::config::SeckillSettings)) -> TestApp {
+    let (mut settings, db_name) = fresh_settings().await;
+    settings.seckill.stock_authority = rs_cms::config::StockAuthority::Redis;
+    configure(&mut settings.seckill);
+    crate::helpers::spawn_app_with(settings, db_name).await
+}
+
 async fn scalar(app: &TestApp, sql: &str, event: i64) -> i64 {
     app.db.get().await.unwrap().query_one(sql, &[&event]).await.unwrap().get(0)
 }
@@ -173,10 +182,7 @@ async fn a_node_stopping_cleanly_gives_its_unsold_lease_back_to_the_pool() {
 
 #[actix_web::test]
 async fn a_close_this_node_never_heard_of_stops_its_sales_within_a_keeper_round() {
-    let (mut settings, db_name) = fresh_settings().await;
-    settings.seckill.stock_authority = rs_cms::config::StockAuthority::Redis;
-    settings.seckill.lease_ttl_ms = 900;
-    let app = crate::helpers::spawn_app_with(settings, db_name).await;
+    let app = in_process_redis_node(|seckill| seckill.lease_ttl_ms = 900).await;
     let (_, admin) = app.admin("ops").await;
     let (_, shopper) = app.member("late").await;
     let event = create_event(&app, &admin, event_body(100, 50, json!({}))).await;
@@ -219,11 +225,8 @@ async fn a_close_this_node_never_heard_of_stops_its_sales_within_a_keeper_round(
 
 #[actix_web::test]
 async fn a_buy_answered_too_late_gives_its_allowance_back_when_it_was_not_written() {
-    let (mut settings, db_name) = fresh_settings().await;
-    settings.seckill.stock_authority = rs_cms::config::StockAuthority::Redis;
     // Every buy times out before its answer: the late answer decides.
-    settings.seckill.reserve_timeout_ms = 0;
-    let app = crate::helpers::spawn_app_with(settings, db_name).await;
+    let app = in_process_redis_node(|seckill| seckill.reserve_timeout_ms = 0).await;
     let (_, admin) = app.admin("ops").await;
     let (shopper, token) = app.member("unlucky").await;
     let event = create_event(&app, &admin, event_body(10, 1, json!({}))).await;
