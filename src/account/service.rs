@@ -227,15 +227,25 @@ pub async fn login(state: &AppState, attempt: LoginAttempt<'_>) -> ApiResult<(Ne
     let account_key = state.kv.key(format_args!("login_fail:account:{}", attempt.login.to_lowercase()));
     let limit = FailureLimit::login(auth);
     limit.attempt(&state.kv, &account_key, &[&ip_key], "too many failed logins; try again later").await?;
-    let credentials = {
-        let client = state.db.get().await?;
-        store::find_credentials(&client, attempt.login).await?
+    let checked = async {
+        let credentials = {
+            let client = state.db.get().await?;
+            store::find_credentials(&client, attempt.login).await?
+        };
+        let verified = match &credentials {
+            Some(c) => password::verify(attempt.password, c.password_hash.clone()).await?,
+            None => {
+                password::dummy_verify(auth, attempt.password).await?;
+                false
+            }
+        };
+        ApiResult::Ok((credentials, verified))
     };
-    let verified = match &credentials {
-        Some(c) => password::verify(attempt.password, c.password_hash.clone()).await?,
-        None => {
-            password::dummy_verify(auth, attempt.password).await?;
-            false
+    let (credentials, verified) = match checked.await {
+        Ok(checked) => checked,
+        Err(err) => {
+            throttle::give_back(&state.kv, &account_key).await;
+            return Err(err);
         }
     };
     let Some(credentials) = credentials.filter(|_| verified) else {

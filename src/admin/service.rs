@@ -12,6 +12,7 @@ use crate::account::store::{self as account_store, ProfilePatch};
 use crate::audit::{Actor, PRIVILEGED_ROLES};
 use crate::auth::password;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::rbac::store as rbac_store;
 use crate::state::AppState;
 use crate::validate::Validator;
 
@@ -50,6 +51,8 @@ pub async fn add_admin(state: &AppState, actor: Actor, new: NewAdmin) -> ApiResu
     let hash = password::hash(&state.settings.auth, new.password).await?;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
+    actor
+        .check_holds(rbac_store::named_role_permissions(&tx, &new.role).await?.iter().map(String::as_str))?;
     let user = account_store::insert_user(&tx, &new.username, &new.email, &hash, "active")
         .await
         .map_err(insert_error)?;
@@ -90,6 +93,7 @@ pub async fn update_admin(
     let tx = client.transaction().await?;
     find_admin(&tx, id).await?;
     if let Some(role) = &role {
+        actor.check_holds(rbac_store::named_role_permissions(&tx, role).await?.iter().map(String::as_str))?;
         store::remove_privileged_roles(&tx, id).await?;
         account_store::grant_role(&tx, id, role).await?;
     }

@@ -33,7 +33,7 @@ impl FailureLimit {
     /// being in flight together. A wrong secret leaves its attempt counted
     /// and is recorded against `shared` with
     /// [`record_failure`](Self::record_failure); a right one [`clear`]s
-    /// `key`.
+    /// `key`; one that could not be checked is handed back ([`give_back`]).
     pub async fn attempt(&self, kv: &Kv, key: &str, shared: &[&str], message: &str) -> ApiResult<()> {
         let window = i64::try_from(self.window_secs).unwrap_or(i64::MAX);
         let mut pipe = redis::pipe();
@@ -64,6 +64,16 @@ impl FailureLimit {
         }
         pipe.query_async::<()>(&mut kv.conn()).await?;
         Ok(())
+    }
+}
+
+/// Takes back the attempt counted on `key` when the secret could not be
+/// checked at all (the hash queue was full, the database failed): that is
+/// not a wrong guess. Never below zero.
+pub async fn give_back(kv: &Kv, key: &str) {
+    let script = "if redis.call('DECR', KEYS[1]) <= 0 then redis.call('DEL', KEYS[1]) end return 0";
+    if let Err(err) = redis::Script::new(script).key(key).invoke_async::<i64>(&mut kv.conn()).await {
+        tracing::warn!(error = %err, "cannot give back a login attempt");
     }
 }
 

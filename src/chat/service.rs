@@ -109,10 +109,12 @@ async fn pick(
 ) -> ApiResult<Option<i64>> {
     loop {
         let Some(agent_id) = state.chat.pick_agent(shop_id, only).await? else { return Ok(None) };
-        if serves(client, agent_id, shop_id).await? {
+        let serving = serves(client, agent_id, shop_id).await;
+        if serving.as_ref().is_ok_and(|serving| *serving) {
             return Ok(Some(agent_id));
         }
         release(state, shop_id, agent_id).await;
+        serving?;
         state.chat.agent_gone(shop_id, agent_id).await?;
     }
 }
@@ -127,32 +129,43 @@ async fn serves(client: &impl GenericClient, agent_id: i64, shop_id: i64) -> Api
 }
 
 /// Staff who may no longer serve the shop's chats (removed, or given a
-/// role without `chat.serve`) leave its open conversations, which go back
-/// to the queue, in the caller's transaction. Then call
-/// [`staff_left_done`] with the answer, after the commit.
-pub async fn staff_left(client: &impl GenericClient, shop_id: i64, user_id: i64) -> ApiResult<Vec<i64>> {
+/// role without `chat.serve`) leave every conversation they served there
+/// (closed ones included: no more reading), and the open ones go back to
+/// the queue, in the caller's transaction. `None` while they still serve;
+/// else call [`staff_left_done`] with the conversations left, after the
+/// commit.
+pub async fn staff_left(
+    client: &impl GenericClient,
+    shop_id: i64,
+    user_id: i64,
+) -> ApiResult<Option<Vec<i64>>> {
     if serves(client, user_id, shop_id).await? {
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    let stmt = client
+    let requeue = client
         .prepare_cached(
             "UPDATE conversations SET agent_id = NULL, status = 'queued', updated_at = now()
-             WHERE shop_id = $1 AND agent_id = $2 AND status = 'open' RETURNING id",
+             WHERE shop_id = $1 AND agent_id = $2 AND status = 'open'",
         )
         .await?;
-    let requeued: Vec<i64> =
-        client.query(&stmt, &[&shop_id, &user_id]).await?.iter().map(|r| r.get(0)).collect();
-    for &id in &requeued {
-        store::leave(client, id, user_id).await?;
-    }
-    Ok(requeued)
+    client.execute(&requeue, &[&shop_id, &user_id]).await?;
+    let leave = client
+        .prepare_cached(
+            "UPDATE conversation_members m SET left_at = now()
+             FROM conversations c
+             WHERE c.id = m.conversation_id AND c.shop_id = $1 AND c.case_id IS NULL
+               AND m.user_id = $2 AND m.role = 'agent' AND m.left_at IS NULL
+             RETURNING m.conversation_id",
+        )
+        .await?;
+    Ok(Some(client.query(&leave, &[&shop_id, &user_id]).await?.iter().map(|r| r.get(0)).collect()))
 }
 
-/// After [`staff_left`] committed: the shards reload the requeued
-/// conversations (the agent is no longer a member), the agent leaves the
-/// shop's routing, and the queue goes to the other agents.
-pub async fn staff_left_done(state: &AppState, shop_id: i64, user_id: i64, requeued: &[i64]) {
-    for &id in requeued {
+/// After [`staff_left`] committed: the shards reload the conversations
+/// left (the agent is no longer a member), the agent leaves the shop's
+/// routing, and the queue goes to the other agents.
+pub async fn staff_left_done(state: &AppState, shop_id: i64, user_id: i64, left: &[i64]) {
+    for &id in left {
         state.chat.forget(id);
     }
     if let Err(err) = state.chat.agent_gone(shop_id, user_id).await {
@@ -255,19 +268,23 @@ pub async fn warm_conversations(state: Arc<AppState>, user_id: i64) {
 
 /// An agent's connection came up: count it online in each shop they serve,
 /// tell their shoppers if they just came online, and route the queue.
+/// Resolves once the agent counts online everywhere; the queues are
+/// drained by tasks of their own (a disconnect waits only for the counts).
 pub async fn agent_connected(state: AppState, agent_id: i64, shops: Vec<(i64, Vec<i64>)>) {
-    for (shop_id, shoppers) in shops {
+    for (shop_id, shoppers) in &shops {
         let open = u32::try_from(shoppers.len()).unwrap_or(u32::MAX);
-        match state.chat.agent_online(shop_id, agent_id, open).await {
+        match state.chat.agent_online(*shop_id, agent_id, open).await {
             Ok(true) => {
-                state.chat.notify(&shoppers, Event::Presence { shop_id, user_id: agent_id, online: true })
+                let event = Event::Presence { shop_id: *shop_id, user_id: agent_id, online: true };
+                state.chat.notify(shoppers, event)
             }
             Ok(false) => {}
             Err(err) => tracing::warn!(shop_id, agent_id, error = %err, "cannot count a chat agent online"),
         }
-        if let Err(err) = drain_queue(&state, shop_id).await {
-            tracing::warn!(shop_id, error = %err, "cannot route the chat queue");
-        }
+    }
+    for (shop_id, _) in shops {
+        let state = state.clone();
+        actix_web::rt::spawn(async move { drain_logged(&state, shop_id).await });
     }
 }
 

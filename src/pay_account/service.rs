@@ -173,7 +173,18 @@ async fn check_pin(state: &AppState, account_id: i64, stored: String, pin: Strin
     let limit = FailureLimit::login(&state.settings.auth);
     limit.attempt(&state.kv, &key, &[], "too many wrong payment passwords; try again later").await?;
     // A PIN of the wrong shape cannot match: no need to hash it.
-    if !(is_pin(&pin) && password::verify(pin, stored).await?) {
+    let right = if is_pin(&pin) {
+        match password::verify(pin, stored).await {
+            Ok(right) => right,
+            Err(err) => {
+                throttle::give_back(&state.kv, &key).await;
+                return Err(err);
+            }
+        }
+    } else {
+        false
+    };
+    if !right {
         return Err(wrong_password("the payment password is wrong"));
     }
     throttle::clear(&state.kv, &key).await

@@ -190,6 +190,19 @@ pub async fn find_group(
     client.query_opt(&stmt, &[&id]).await?.map(|row| GroupRow::from_row(&row)).transpose()
 }
 
+/// The permissions of the role named `name` (none if there is no such role).
+pub async fn named_role_permissions(
+    client: &impl GenericClient,
+    name: &str,
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT rp.permission FROM role_permissions rp JOIN roles r ON r.id = rp.role_id WHERE r.name = $1",
+        )
+        .await?;
+    Ok(client.query(&stmt, &[&name]).await?.iter().map(|row| row.get(0)).collect())
+}
+
 /// Every permission the roles of a group grant (what its members get).
 pub async fn group_permissions(
     client: &impl GenericClient,

@@ -65,7 +65,9 @@ pub async fn keep(pool: Arc<StockPool>, db: deadpool_postgres::Pool, live: Weak<
         };
         let Some(live) = live.upgrade() else { return };
         let Some(lease) = &live.lease else { return };
-        follow_switches(&db, &live).await;
+        // Bounded: the lease must be renewed even while the pool is busy
+        // with order writes (a skipped read is made good next round).
+        let _ = tokio::time::timeout(pool.renew_every() / 4, follow_switches(&db, &live)).await;
         if let Err(err) = round(&pool, &live, lease, &mut held, wanted).await {
             match err.downcast_ref::<PoolError>() {
                 Some(PoolError::Missing(event_id)) => {

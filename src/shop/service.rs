@@ -273,9 +273,12 @@ pub async fn change_role(
         )
         .await?;
     let member = store::find_member(&tx, access.shop_id, user_id).await?.ok_or(ErrorCode::NotFound)?;
-    let requeued = chat::service::staff_left(&tx, access.shop_id, user_id).await?;
+    let left = chat::service::staff_left(&tx, access.shop_id, user_id).await?;
     tx.commit().await?;
-    chat::service::staff_left_done(state, access.shop_id, user_id, &requeued).await;
+    drop(client);
+    if let Some(left) = left {
+        chat::service::staff_left_done(state, access.shop_id, user_id, &left).await;
+    }
     Ok(member)
 }
 
@@ -294,9 +297,12 @@ pub async fn remove(state: &AppState, actor: Actor, access: &ShopAccess, user_id
             json!({"user_id": user_id}),
         )
         .await?;
-    let requeued = chat::service::staff_left(&tx, access.shop_id, user_id).await?;
+    let left = chat::service::staff_left(&tx, access.shop_id, user_id).await?;
     tx.commit().await?;
-    chat::service::staff_left_done(state, access.shop_id, user_id, &requeued).await;
+    drop(client);
+    if let Some(left) = left {
+        chat::service::staff_left_done(state, access.shop_id, user_id, &left).await;
+    }
     Ok(())
 }
 

@@ -931,10 +931,22 @@ async fn staff_removed_from_a_shop_lose_its_conversations_and_get_no_new_ones() 
     let id = conversation["id"].as_i64().unwrap();
     assert_eq!(conversation["agent_id"], amy_id);
     assert_eq!(amy_ws.say(id, "a-1", "Hello, how can I help?").await["seq"], 1);
+    // An earlier conversation of hers, closed.
+    let (_, earlier_shopper) = app.member("ola").await;
+    let earlier = open(&app, &earlier_shopper, shop_id).await["id"].as_i64().unwrap();
+    let close = format!("/api/merchant/shops/{shop_id}/chat/conversations/{earlier}/close");
+    assert_eq!(app.call("POST", &close, Some(&amy), None).await.status, StatusCode::OK);
+
+    // A role change that keeps chat.serve changes nothing for routing.
+    let path = format!("/api/merchant/shops/{shop_id}/staff/{amy_id}");
+    let manager = app.call("PUT", &path, Some(&owner), Some(json!({"role": "manager"}))).await;
+    assert_eq!(manager.status, StatusCode::OK, "{:?}", manager.body);
+    online(&app, shop_id, 1).await;
 
     // Amy is removed while still connected; Bob comes online.
-    let path = format!("/api/merchant/shops/{shop_id}/staff/{amy_id}");
     assert_eq!(app.call("DELETE", &path, Some(&owner), None).await.status, StatusCode::NO_CONTENT);
+    let earlier_history = format!("/api/chat/conversations/{earlier}/messages");
+    assert_eq!(app.call("GET", &earlier_history, Some(&amy), None).await.code(), "not_found");
     let mut bob_ws = Ws::connect(&app, &bob).await;
     let assigned = bob_ws.next_of("assigned").await;
     assert_eq!(
