@@ -226,8 +226,7 @@ pub async fn login(state: &AppState, attempt: LoginAttempt<'_>) -> ApiResult<(Ne
     let ip_key = state.kv.key(format_args!("login_fail:ip:{}", attempt.ip));
     let account_key = state.kv.key(format_args!("login_fail:account:{}", attempt.login.to_lowercase()));
     let limit = FailureLimit::login(auth);
-    limit.attempt(&state.kv, &account_key, &[&ip_key], "too many failed logins; try again later").await?;
-    let checked = async {
+    let check = async {
         let credentials = {
             let client = state.db.get().await?;
             store::find_credentials(&client, attempt.login).await?
@@ -239,15 +238,10 @@ pub async fn login(state: &AppState, attempt: LoginAttempt<'_>) -> ApiResult<(Ne
                 false
             }
         };
-        ApiResult::Ok((credentials, verified))
+        Ok((credentials, verified))
     };
-    let (credentials, verified) = match checked.await {
-        Ok(checked) => checked,
-        Err(err) => {
-            throttle::give_back(&state.kv, &account_key).await;
-            return Err(err);
-        }
-    };
+    let message = "too many failed logins; try again later";
+    let (credentials, verified) = limit.checked(&state.kv, &account_key, &[&ip_key], message, check).await?;
     let Some(credentials) = credentials.filter(|_| verified) else {
         limit.record_failure(&state.kv, &[&ip_key]).await?;
         return Err(ErrorCode::InvalidCredentials.into());

@@ -3,6 +3,8 @@
 //! reached the limit is refused with 429 until its window passes. Each
 //! attempt restarts the window, so a steady guesser stays locked out.
 
+use std::future::Future;
+
 use crate::config::AuthSettings;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::kv::Kv;
@@ -21,20 +23,37 @@ impl FailureLimit {
         Self { max_failures: auth.login_max_failures, window_secs: auth.login_failure_window_secs }
     }
 
-    /// Counts an attempt against `key` (the secret's own counter: an
-    /// account, a payment account) before the secret is checked, and
-    /// refuses it with a 429 `rate_limited` (with `message` and a
-    /// Retry-After of the window) when `key` is then over the limit or any
-    /// of `shared` (counters many accounts' attempts share, such as the
-    /// client's IP) has reached it. Counted first, so guesses at one
-    /// secret sent in parallel cannot all pass one look at the count while
-    /// the slow hash runs; `shared` keys are only looked at, so many
-    /// people logging in at once from one address are not refused for
-    /// being in flight together. A wrong secret leaves its attempt counted
-    /// and is recorded against `shared` with
-    /// [`record_failure`](Self::record_failure); a right one [`clear`]s
-    /// `key`; one that could not be checked is handed back ([`give_back`]).
-    pub async fn attempt(&self, kv: &Kv, key: &str, shared: &[&str], message: &str) -> ApiResult<()> {
+    /// Runs `check` (checking a secret) as one attempt at `key` (the
+    /// secret's own counter: an account, a payment account), counted
+    /// before the check, so guesses at one secret sent in parallel cannot
+    /// all pass one look at the count while the slow hash runs. Refused
+    /// with a 429 `rate_limited` (with `message` and a Retry-After of the
+    /// window) when `key` is then over the limit or any of `shared`
+    /// (counters many accounts' attempts share, such as the client's IP)
+    /// has reached it; `shared` keys are only looked at, so many people
+    /// logging in at once from one address are not refused for being in
+    /// flight together. An attempt whose check failed to run (the hash
+    /// queue was full, the database failed) is given back: it was no
+    /// guess. A wrong secret leaves its attempt counted (record it against
+    /// `shared` with [`record_failure`](Self::record_failure)); a right
+    /// one [`clear`]s `key`.
+    pub async fn checked<T>(
+        &self,
+        kv: &Kv,
+        key: &str,
+        shared: &[&str],
+        message: &str,
+        check: impl Future<Output = ApiResult<T>>,
+    ) -> ApiResult<T> {
+        self.attempt(kv, key, shared, message).await?;
+        let outcome = check.await;
+        if outcome.is_err() {
+            give_back(kv, key).await;
+        }
+        outcome
+    }
+
+    async fn attempt(&self, kv: &Kv, key: &str, shared: &[&str], message: &str) -> ApiResult<()> {
         let window = i64::try_from(self.window_secs).unwrap_or(i64::MAX);
         let mut pipe = redis::pipe();
         pipe.incr(key, 1).expire(key, window).ignore();
@@ -67,10 +86,8 @@ impl FailureLimit {
     }
 }
 
-/// Takes back the attempt counted on `key` when the secret could not be
-/// checked at all (the hash queue was full, the database failed): that is
-/// not a wrong guess. Never below zero.
-pub async fn give_back(kv: &Kv, key: &str) {
+/// Takes back the attempt counted on `key`, never below zero.
+async fn give_back(kv: &Kv, key: &str) {
     let script = "if redis.call('DECR', KEYS[1]) <= 0 then redis.call('DEL', KEYS[1]) end return 0";
     if let Err(err) = redis::Script::new(script).key(key).invoke_async::<i64>(&mut kv.conn()).await {
         tracing::warn!(error = %err, "cannot give back a login attempt");

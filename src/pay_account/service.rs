@@ -171,19 +171,10 @@ async fn find_payment_password_hash(
 async fn check_pin(state: &AppState, account_id: i64, stored: String, pin: String) -> ApiResult<()> {
     let key = state.kv.key(format_args!("pay_pin_fail:account:{account_id}"));
     let limit = FailureLimit::login(&state.settings.auth);
-    limit.attempt(&state.kv, &key, &[], "too many wrong payment passwords; try again later").await?;
     // A PIN of the wrong shape cannot match: no need to hash it.
-    let right = if is_pin(&pin) {
-        match password::verify(pin, stored).await {
-            Ok(right) => right,
-            Err(err) => {
-                throttle::give_back(&state.kv, &key).await;
-                return Err(err);
-            }
-        }
-    } else {
-        false
-    };
+    let check = async { Ok(is_pin(&pin) && password::verify(pin, stored).await?) };
+    let message = "too many wrong payment passwords; try again later";
+    let right = limit.checked(&state.kv, &key, &[], message, check).await?;
     if !right {
         return Err(wrong_password("the payment password is wrong"));
     }
